@@ -9,6 +9,8 @@ from absl import flags
 import keras
 import tensorflow as tf
 
+import dcgn_layers
+import kts_graph
 import models
 import video_level_models
 
@@ -31,6 +33,17 @@ flags.DEFINE_integer("lstm_cells", 1024,
                      "Units per layer of LstmModel and GruModel.")
 flags.DEFINE_integer("lstm_layers", 2,
                      "Stacked layers of LstmModel and GruModel.")
+flags.DEFINE_integer("dcgn_levels", 5, "DCGN levels (paper Table 1: 5).")
+flags.DEFINE_integer("dcgn_filters", 1024,
+                     "Filters of every DCGN level (paper Table 1: 1024).")
+flags.DEFINE_integer("dcgn_kernel", 3,
+                     "Nodes each DCGN level pools and convolves into one.")
+flags.DEFINE_string("dcgn_pooling", "average",
+                    "DCGN graph pooling: average (eq. 4) or attention "
+                    "(eq. 5).")
+flags.DEFINE_integer("dcgn_shots", 0,
+                     "KTS shots that form DCGN's first level (eqs. 10-11); "
+                     "0: the first level pools frames.")
 
 
 def frame_mask(features, num_frames):
@@ -165,3 +178,43 @@ class GruModel(LstmModel):
   """LstmModel with GRU layers (same flags: --lstm_cells, --lstm_layers)."""
 
   recurrent_layer = keras.layers.GRU
+
+
+class DCGNModel(FrameLevelModel):
+  """Deep convolutional graph network (the paper's DCGN, Fig. 6).
+
+  Levels of graph pooling, node convolution and propagation over a densely
+  connected cosine-similarity graph abstract frames into shots, events and
+  the video; the last level's nodes, concatenated, feed the head. With
+  dcgn_shots = m > 0 the first level's nodes are m KTS shots: taken from the
+  batch's shot_boundaries when the input pipeline computed them, otherwise
+  (an exported model fed raw records) computed in the graph with the same
+  result. See dcgn_layers.DCGNEncoder for the choices the paper leaves open.
+  """
+
+  def __init__(self, dcgn_levels=5, dcgn_filters=1024, dcgn_kernel=3,
+               dcgn_pooling="average", dcgn_shots=0, max_frames=300,
+               **kwargs):
+    super().__init__(**kwargs)
+    self.dcgn_levels = dcgn_levels
+    self.dcgn_filters = dcgn_filters
+    self.dcgn_kernel = dcgn_kernel
+    self.dcgn_pooling = dcgn_pooling
+    self.dcgn_shots = dcgn_shots
+    self.max_frames = max_frames
+    self.num_shots = dcgn_shots
+    self.encoder = dcgn_layers.DCGNEncoder(
+        levels=dcgn_levels, filters=dcgn_filters, kernel=dcgn_kernel,
+        pooling=dcgn_pooling, num_shots=dcgn_shots, max_frames=max_frames,
+        name="dcgn")
+
+  def classify(self, features, batch, training=None):
+    shot_boundaries = None
+    if self.num_shots:
+      shot_boundaries = batch.get("shot_boundaries")
+      if shot_boundaries is None:
+        shot_boundaries = kts_graph.shot_boundaries_tf(
+            features, batch["num_frames"], self.num_shots)
+    video = self.encoder(features, batch["num_frames"], shot_boundaries,
+                         training=training)
+    return self.classifier.classify(video)

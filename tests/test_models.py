@@ -20,13 +20,19 @@ TINY = {
                   "iterations": 5},
     "LstmModel": {"lstm_cells": 8, "lstm_layers": 2},
     "GruModel": {"lstm_cells": 8, "lstm_layers": 2},
+    "DCGNModel": {"dcgn_levels": 3, "dcgn_filters": 8, "dcgn_kernel": 3,
+                  "max_frames": MAX_FRAMES},
+    "DCGNModel:attention:4": {"dcgn_levels": 2, "dcgn_filters": 8,
+                              "dcgn_pooling": "attention", "dcgn_shots": 4,
+                              "max_frames": MAX_FRAMES},
     "LogisticModel": {},
     "MoeModel": {"moe_num_mixtures": 3},
 }
 
 
 def make_model(name, **overrides):
-  cls = models.find_model_class(name, [frame_level_models, video_level_models])
+  cls = models.find_model_class(name.split(":")[0],
+                                [frame_level_models, video_level_models])
   model = cls(num_classes=NUM_CLASSES, **{**TINY[name], **overrides})
   return model.build_for(FEATURE_DIM, MAX_FRAMES, cls.frame_level)
 
