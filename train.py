@@ -11,6 +11,7 @@ takes serialized records and returns the top-k classes and scores.
 """
 
 import datetime
+import json
 import os
 import shutil
 import time
@@ -26,6 +27,7 @@ import eval_util
 import losses
 
 FLAGS = flags.FLAGS
+TRAINING_SUMMARY_FILE = "training_summary.json"
 
 flags.DEFINE_string("train_data_pattern", "",
                     "Glob of the training TFRecord files.")
@@ -199,12 +201,16 @@ class Trainer:
     last_save_time = start_time = last_log_time = time.time()
     last_log_step = start_step
     loss = float("nan")
+    first_step_time = None
     for batch in self.dataset(reader):
       if FLAGS.max_steps is not None and self.step >= FLAGS.max_steps:
         break
       loss, predictions, labels = train_step(batch)
       loss = float(loss)
       step = self.step
+      if step == start_step + 1:
+        # Steady-state speed leaves out the first step, which traces.
+        first_step_time = time.time()
       if step % FLAGS.log_steps == 0 or step == FLAGS.max_steps:
         now = time.time()
         rate = ((step - last_log_step) * self.global_batch_size /
@@ -225,6 +231,13 @@ class Trainer:
         self.manager) != self.step:
       self.save(loss)
     writer.flush()
+    steps = self.step - start_step
+    return {"steps": steps, "final_step": self.step, "loss": loss,
+            "parameters": self.model.count_params(),
+            "examples_per_second": (
+                (steps - 1) * self.global_batch_size /
+                max(time.time() - first_step_time, 1e-9)
+                if steps > 1 else None)}
 
   def log(self, writer, step, loss, rate, predictions, labels, start_time,
           start_step):
@@ -294,8 +307,10 @@ def main(unused_argv):
   if resumed:
     common.log_metrics_line(f"resuming from {resumed} at step "
                             f"{trainer.step}")
-  trainer.train(reader)
+  summary = trainer.train(reader)
   if trainer.chief:
+    common.atomic_write(os.path.join(train_dir, TRAINING_SUMMARY_FILE),
+                        json.dumps(summary, indent=2) + "\n")
     export_dir = os.path.join(train_dir, common.EXPORT_DIR,
                               f"step_{trainer.step}")
     common.export_saved_model(trainer.model, reader, export_dir,

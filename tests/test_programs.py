@@ -65,7 +65,7 @@ def read_submission(path):
 
 def test_train_eval_inference_end_to_end(data_dir, tmp_path):
   train_dir = tmp_path / "run"
-  out = run_program("train.py", *train_args(data_dir, train_dir, 
+  out = run_program("train.py", *train_args(data_dir, train_dir,
                                             "FrameLevelLogisticModel",
                                             "--max_steps=6"))
   assert "training step 6" in out.stdout
@@ -73,6 +73,8 @@ def test_train_eval_inference_end_to_end(data_dir, tmp_path):
   config = json.loads((train_dir / "model_config.json").read_text())
   assert config["model"] == "FrameLevelLogisticModel"
   assert config["feature_sizes"] == [8, 4]
+  summary = json.loads((train_dir / "training_summary.json").read_text())
+  assert summary["steps"] == 6 and summary["examples_per_second"] > 0
 
   results_file = tmp_path / "eval.json"
   out = run_program("eval.py", f"--train_dir={train_dir}", "--run_once",
