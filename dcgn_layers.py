@@ -150,10 +150,11 @@ class GraphPooling(keras.layers.Layer):
         if self.mode == "attention":
             dim = input_shape[-1]
             self.attention_kernel = self.add_weight(
-                name="attention_kernel", shape=(dim, dim),
-                initializer="glorot_uniform")
+                name="attention_kernel", shape=(dim, dim), initializer="glorot_uniform"
+            )
             self.attention_bias = self.add_weight(
-                name="attention_bias", shape=(dim,), initializer="zeros")
+                name="attention_bias", shape=(dim,), initializer="zeros"
+            )
 
     def call(self, h, node_mask, return_attention=False):
         mask = _as_bool_mask(node_mask)
@@ -169,12 +170,16 @@ class GraphPooling(keras.layers.Layer):
             scores = scores + self.attention_bias
             # Softmax over real nodes only: padded scores get the lowest value
             # so the max shift ignores them, and their exponentials are zeroed.
-            scores = tf.where(window_mask[..., None], scores,
-                              tf.fill(tf.shape(scores), scores.dtype.min))
+            scores = tf.where(
+                window_mask[..., None],
+                scores,
+                tf.fill(tf.shape(scores), scores.dtype.min),
+            )
             scores = scores - tf.reduce_max(scores, axis=2, keepdims=True)
             weights = tf.exp(scores) * real
             alpha = tf.math.divide_no_nan(
-                weights, tf.reduce_sum(weights, axis=2, keepdims=True))
+                weights, tf.reduce_sum(weights, axis=2, keepdims=True)
+            )
             p = tf.reduce_sum(alpha * windows, axis=2)  # eq. 5
         if return_attention:
             if alpha is None:
@@ -201,8 +206,14 @@ class NodeConvolution(keras.layers.Layer):
     bias, so use_bias defaults to False.
     """
 
-    def __init__(self, filters, kernel, use_bias=False,
-                 kernel_initializer="glorot_uniform", **kwargs):
+    def __init__(
+        self,
+        filters,
+        kernel,
+        use_bias=False,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.kernel = int(kernel)
@@ -212,18 +223,26 @@ class NodeConvolution(keras.layers.Layer):
     def build(self, input_shape):
         dim = input_shape[-1]
         self.conv_kernel = self.add_weight(
-            name="conv_kernel", shape=(self.kernel, dim, self.filters),
-            initializer=self.kernel_initializer)
+            name="conv_kernel",
+            shape=(self.kernel, dim, self.filters),
+            initializer=self.kernel_initializer,
+        )
         if self.use_bias:
             self.bias = self.add_weight(
-                name="bias", shape=(self.filters,), initializer="zeros")
+                name="bias", shape=(self.filters,), initializer="zeros"
+            )
 
     def call(self, h, node_mask):
         mask = _as_bool_mask(node_mask)
         windows, _ = _windows(h, mask, self.kernel)
         flat = tf.reshape(
-            windows, [tf.shape(windows)[0], _static_or_dynamic(windows, 1),
-                      self.kernel * windows.shape[-1]])
+            windows,
+            [
+                tf.shape(windows)[0],
+                _static_or_dynamic(windows, 1),
+                self.kernel * windows.shape[-1],
+            ],
+        )
         weights = tf.reshape(self.conv_kernel, [-1, self.filters])
         c = tf.tensordot(flat, weights, axes=1)  # eq. 6
         if self.use_bias:
@@ -233,9 +252,11 @@ class NodeConvolution(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            filters=self.filters, kernel=self.kernel, use_bias=self.use_bias,
-            kernel_initializer=keras.initializers.serialize(
-                self.kernel_initializer))
+            filters=self.filters,
+            kernel=self.kernel,
+            use_bias=self.use_bias,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+        )
         return config
 
 
@@ -255,8 +276,7 @@ def cosine_adjacency(p, node_mask, epsilon=1e-6):
     # A matmul need not round (i, j) and (j, i) alike; make A exactly symmetric.
     cosine = 0.5 * (cosine + tf.linalg.matrix_transpose(cosine))
     adjacency = tf.clip_by_value(cosine, 0.0, 1.0)
-    adjacency = tf.linalg.set_diag(
-        adjacency, tf.ones_like(adjacency[..., 0]))
+    adjacency = tf.linalg.set_diag(adjacency, tf.ones_like(adjacency[..., 0]))
     pairs = tf.logical_and(mask[:, :, None], mask[:, None, :])
     return tf.where(pairs, adjacency, tf.zeros_like(adjacency))
 
@@ -268,8 +288,9 @@ def normalize_adjacency(adjacency):
     degree 0 (padded) keep zero rows and columns.
     """
     degree = tf.reduce_sum(adjacency, axis=-1)
-    inv_sqrt = tf.where(degree > 0, tf.math.rsqrt(tf.maximum(degree, 1e-12)),
-                        tf.zeros_like(degree))
+    inv_sqrt = tf.where(
+        degree > 0, tf.math.rsqrt(tf.maximum(degree, 1e-12)), tf.zeros_like(degree)
+    )
     # The outer product d_i d_j is exactly symmetric, so the result is too.
     scale = inv_sqrt[:, :, None] * inv_sqrt[:, None, :]
     return adjacency * scale
@@ -306,8 +327,7 @@ class GraphPropagation(keras.layers.Layer):
     (already inside c) and only the bias is learnt here.
     """
 
-    def __init__(self, filters=None, activation="relu", use_bias=True,
-                 **kwargs):
+    def __init__(self, filters=None, activation="relu", use_bias=True, **kwargs):
         super().__init__(**kwargs)
         self.filters = None if filters is None else int(filters)
         self.activation = keras.activations.get(activation)
@@ -317,12 +337,13 @@ class GraphPropagation(keras.layers.Layer):
         dim = input_shape[-1]
         if self.filters is not None:
             self.propagation_kernel = self.add_weight(
-                name="propagation_kernel", shape=(dim, self.filters),
-                initializer="glorot_uniform")
+                name="propagation_kernel",
+                shape=(dim, self.filters),
+                initializer="glorot_uniform",
+            )
             dim = self.filters
         if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias", shape=(dim,), initializer="zeros")
+            self.bias = self.add_weight(name="bias", shape=(dim,), initializer="zeros")
 
     def call(self, c, adjacency, node_mask):
         mask = _as_bool_mask(node_mask)
@@ -340,7 +361,8 @@ class GraphPropagation(keras.layers.Layer):
         config.update(
             filters=self.filters,
             activation=keras.activations.serialize(self.activation),
-            use_bias=self.use_bias)
+            use_bias=self.use_bias,
+        )
         return config
 
 
@@ -376,8 +398,7 @@ class DCGNLevel(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(filters=self.filters, kernel=self.kernel,
-                      pooling=self.pooling)
+        config.update(filters=self.filters, kernel=self.kernel, pooling=self.pooling)
         return config
 
 
@@ -402,17 +423,18 @@ def shot_weights(shot_boundaries, num_frames, max_frames, kernel):
     frame = tf.cast(tf.range(max_frames), tf.float32)
 
     inside = tf.logical_and(frame >= start[..., None], frame < end[..., None])
-    mean_weights = tf.math.divide_no_nan(
-        tf.cast(inside, tf.float32), length[..., None])
+    mean_weights = tf.math.divide_no_nan(tf.cast(inside, tf.float32), length[..., None])
 
     step = tf.cast(tf.range(kernel), tf.float32) / kernel
     low = start[..., None] + length[..., None] * step  # [B, m, K]
     high = start[..., None] + length[..., None] * (step + 1.0 / kernel)
-    overlap = tf.nn.relu(tf.minimum(high[..., None], frame + 1.0)
-                         - tf.maximum(low[..., None], frame))
+    overlap = tf.nn.relu(
+        tf.minimum(high[..., None], frame + 1.0) - tf.maximum(low[..., None], frame)
+    )
     # Normalising by the summed overlap (not L/K) keeps each row an exact mean.
     sub_weights = tf.math.divide_no_nan(
-        overlap, tf.reduce_sum(overlap, axis=-1, keepdims=True))
+        overlap, tf.reduce_sum(overlap, axis=-1, keepdims=True)
+    )
     return mean_weights, sub_weights, shot_mask
 
 
@@ -451,20 +473,19 @@ class ShotLevel(keras.layers.Layer):
         frames = _zero_padded(frames, mask)
         num_frames = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
         mean_weights, sub_weights, shot_mask = shot_weights(
-            shot_boundaries, num_frames, _static_or_dynamic(frames, 1),
-            self.kernel)
+            shot_boundaries, num_frames, _static_or_dynamic(frames, 1), self.kernel
+        )
         dtype = frames.dtype
         p = tf.matmul(tf.cast(mean_weights, dtype), frames)  # eq. 10
-        batch, num_shots = tf.shape(sub_weights)[0], _static_or_dynamic(
-            sub_weights, 1)
-        sub_weights = tf.reshape(
-            sub_weights, [batch, num_shots * self.kernel, -1])
+        batch, num_shots = tf.shape(sub_weights)[0], _static_or_dynamic(sub_weights, 1)
+        sub_weights = tf.reshape(sub_weights, [batch, num_shots * self.kernel, -1])
         sub_means = tf.matmul(tf.cast(sub_weights, dtype), frames)
         return p, sub_means, shot_mask
 
     def call(self, frames, frame_mask, shot_boundaries):
         p, sub_means, shot_mask = self.shot_features(
-            frames, frame_mask, shot_boundaries)
+            frames, frame_mask, shot_boundaries
+        )
         sub_mask = tf.repeat(shot_mask, self.kernel, axis=1)
         c = self.convolution(sub_means, sub_mask)  # eq. 11
         adjacency = self.adjacency(p, shot_mask)
@@ -492,8 +513,16 @@ class DCGNEncoder(keras.layers.Layer):
     num_shots = m > 0: a ShotLevel (m nodes) and levels - 1 DCGNLevels.
     """
 
-    def __init__(self, levels=5, filters=1024, kernel=3, pooling="average",
-                 num_shots=0, max_frames=300, **kwargs):
+    def __init__(
+        self,
+        levels=5,
+        filters=1024,
+        kernel=3,
+        pooling="average",
+        num_shots=0,
+        max_frames=300,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if levels < 1:
             raise ValueError(f"levels must be >= 1, got {levels}")
@@ -504,13 +533,16 @@ class DCGNEncoder(keras.layers.Layer):
         self.num_shots = int(num_shots)
         self.max_frames = int(max_frames)
         self.num_nodes = num_output_nodes(
-            self.max_frames, self.levels, self.kernel, self.num_shots)
-        self.shot_level = (ShotLevel(filters, kernel, name="shot_level")
-                           if self.num_shots else None)
+            self.max_frames, self.levels, self.kernel, self.num_shots
+        )
+        self.shot_level = (
+            ShotLevel(filters, kernel, name="shot_level") if self.num_shots else None
+        )
         num_graph_levels = self.levels - 1 if self.num_shots else self.levels
         self.graph_levels = [
             DCGNLevel(filters, kernel, pooling, name=f"level_{i}")
-            for i in range(self.levels - num_graph_levels, self.levels)]
+            for i in range(self.levels - num_graph_levels, self.levels)
+        ]
 
     def build(self, input_shape):
         shape = (None, self.max_frames, input_shape[-1])
@@ -522,7 +554,7 @@ class DCGNEncoder(keras.layers.Layer):
             shape = (None, _num_windows(shape[1], self.kernel), self.filters)
 
     def _fit_length(self, frames):
-        frames = frames[:, :self.max_frames]
+        frames = frames[:, : self.max_frames]
         pad = self.max_frames - tf.shape(frames)[1]
         frames = tf.pad(frames, [[0, 0], [0, pad], [0, 0]])
         return tf.ensure_shape(frames, [None, self.max_frames, frames.shape[-1]])
@@ -535,10 +567,11 @@ class DCGNEncoder(keras.layers.Layer):
         if self.shot_level is not None:
             if shot_boundaries is None:
                 raise ValueError(
-                    f"DCGNEncoder(num_shots={self.num_shots}) needs "
-                    "shot_boundaries")
+                    f"DCGNEncoder(num_shots={self.num_shots}) needs shot_boundaries"
+                )
             shot_boundaries = tf.ensure_shape(
-                shot_boundaries, [None, self.num_shots + 1])
+                shot_boundaries, [None, self.num_shots + 1]
+            )
             h, mask = self.shot_level(h, mask, shot_boundaries)
         for level in self.graph_levels:
             h, mask = level(h, mask)
@@ -549,7 +582,12 @@ class DCGNEncoder(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(levels=self.levels, filters=self.filters,
-                      kernel=self.kernel, pooling=self.pooling,
-                      num_shots=self.num_shots, max_frames=self.max_frames)
+        config.update(
+            levels=self.levels,
+            filters=self.filters,
+            kernel=self.kernel,
+            pooling=self.pooling,
+            num_shots=self.num_shots,
+            max_frames=self.max_frames,
+        )
         return config

@@ -18,54 +18,60 @@ import common
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("eval_data_pattern", "",
-                    "Glob of the evaluation TFRecord files.")
+flags.DEFINE_string("eval_data_pattern", "", "Glob of the evaluation TFRecord files.")
 flags.DEFINE_integer("batch_size", 1024, "Videos per evaluation batch.")
 flags.DEFINE_integer("top_k", 20, "Predictions per video that GAP counts.")
-flags.DEFINE_bool("run_once", False,
-                  "Evaluate the latest checkpoint and stop.")
-flags.DEFINE_string("label_loss", "CrossEntropyLoss",
-                    "The loss reported as Avg_Loss.")
-flags.DEFINE_string("eval_results_file", "",
-                    "Also write the metrics to this JSON file.")
-flags.DEFINE_integer("eval_timeout_secs", None,
-                     "Without --run_once: stop after waiting this long for a "
-                     "new checkpoint (default: wait forever).")
+flags.DEFINE_bool("run_once", False, "Evaluate the latest checkpoint and stop.")
+flags.DEFINE_string("label_loss", "CrossEntropyLoss", "The loss reported as Avg_Loss.")
+flags.DEFINE_string(
+    "eval_results_file", "", "Also write the metrics to this JSON file."
+)
+flags.DEFINE_integer(
+    "eval_timeout_secs",
+    None,
+    "Without --run_once: stop after waiting this long for a "
+    "new checkpoint (default: wait forever).",
+)
 
 
 def evaluate_checkpoint(model, reader, checkpoint_path):
-  common.restore(model, checkpoint_path)
-  dataset = reader.dataset(FLAGS.eval_data_pattern, FLAGS.batch_size,
-                           num_shots=model.num_shots)
-  metrics = common.evaluate(model, dataset, FLAGS.label_loss, FLAGS.top_k)
-  metrics["step"] = common.checkpoint_step(checkpoint_path)
-  common.log_metrics_line(common.format_metrics(metrics, metrics["step"]))
-  if FLAGS.eval_results_file:
-    common.atomic_write(FLAGS.eval_results_file,
-                        json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-  return metrics
+    common.restore(model, checkpoint_path)
+    dataset = reader.dataset(
+        FLAGS.eval_data_pattern, FLAGS.batch_size, num_shots=model.num_shots
+    )
+    metrics = common.evaluate(model, dataset, FLAGS.label_loss, FLAGS.top_k)
+    metrics["step"] = common.checkpoint_step(checkpoint_path)
+    common.log_metrics_line(common.format_metrics(metrics, metrics["step"]))
+    if FLAGS.eval_results_file:
+        common.atomic_write(
+            FLAGS.eval_results_file,
+            json.dumps(metrics, indent=2, sort_keys=True) + "\n",
+        )
+    return metrics
 
 
 def main(unused_argv):
-  if not FLAGS.eval_data_pattern:
-    raise common.UsageError("--eval_data_pattern is required.")
-  if FLAGS.eval_results_file:
-    common.check_writable(
-        os.path.dirname(os.path.abspath(FLAGS.eval_results_file)),
-        "the directory of --eval_results_file")
-  config = common.load_model_config(FLAGS.train_dir)
-  model = common.build_model(config)
-  reader = common.make_reader(config)
-  if FLAGS.run_once:
-    latest = tf.train.latest_checkpoint(FLAGS.train_dir)
-    if latest is None:
-      raise common.UsageError(f"no checkpoint in {FLAGS.train_dir} yet.")
-    evaluate_checkpoint(model, reader, latest)
-    return
-  for checkpoint_path in tf.train.checkpoints_iterator(
-      FLAGS.train_dir, timeout=FLAGS.eval_timeout_secs):
-    evaluate_checkpoint(model, reader, checkpoint_path)
+    if not FLAGS.eval_data_pattern:
+        raise common.UsageError("--eval_data_pattern is required.")
+    if FLAGS.eval_results_file:
+        common.check_writable(
+            os.path.dirname(os.path.abspath(FLAGS.eval_results_file)),
+            "the directory of --eval_results_file",
+        )
+    config = common.load_model_config(FLAGS.train_dir)
+    model = common.build_model(config)
+    reader = common.make_reader(config)
+    if FLAGS.run_once:
+        latest = tf.train.latest_checkpoint(FLAGS.train_dir)
+        if latest is None:
+            raise common.UsageError(f"no checkpoint in {FLAGS.train_dir} yet.")
+        evaluate_checkpoint(model, reader, latest)
+        return
+    for checkpoint_path in tf.train.checkpoints_iterator(
+        FLAGS.train_dir, timeout=FLAGS.eval_timeout_secs
+    ):
+        evaluate_checkpoint(model, reader, checkpoint_path)
 
 
 if __name__ == "__main__":
-  common.run(main)
+    common.run(main)

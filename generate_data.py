@@ -151,6 +151,7 @@ class Rule:
               other <- p and q only in separate shots.
     other is None for one-way rules.
     """
+
     kind: str
     events: tuple
     positive: int
@@ -191,19 +192,20 @@ def class_budget(num_classes):
     order_oneway = int(round(num_classes * 0.10))
     within_pairs = int(round(num_classes * 0.125))
     within_oneway = int(round(num_classes * 0.05))
-    presence = (num_classes - 2 * order_pairs - order_oneway - 2 * within_pairs
-                - within_oneway)
+    presence = (
+        num_classes - 2 * order_pairs - order_oneway - 2 * within_pairs - within_oneway
+    )
     return presence, order_pairs, order_oneway, within_pairs, within_oneway
 
 
-def make_world(num_classes=40, num_distractor_events=16, feature_dim=1152,
-               seed=0):
+def make_world(num_classes=40, num_distractor_events=16, feature_dim=1152, seed=0):
     if num_distractor_events < 3:
         # Neighbouring distractor shots must differ, and an alternating
         # distractor needs two events besides its neighbours'.
         raise ValueError("num_distractor_events must be at least 3")
-    presence, order_pairs, order_oneway, within_pairs, within_oneway = (
-        class_budget(num_classes))
+    presence, order_pairs, order_oneway, within_pairs, within_oneway = class_budget(
+        num_classes
+    )
     rules = []
     next_class, next_event = 0, 0
 
@@ -230,15 +232,15 @@ def make_world(num_classes=40, num_distractor_events=16, feature_dim=1152,
     num_events = next_event + num_distractor_events
 
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7001]))
-    prototypes = PROTOTYPE_SCALE * rng.standard_normal(
-        (num_events, feature_dim))
+    prototypes = PROTOTYPE_SCALE * rng.standard_normal((num_events, feature_dim))
     prototypes = prototypes.astype(np.float32)
     # Long-tailed like YouTube-8M's label counts, but every rule keeps enough
     # videos to be learnable at a few thousand videos.
     ranks = rng.permutation(len(rules))
     weights = 1.0 / (ranks + 4.0) ** 0.8
-    return World(num_classes, tuple(rules), distractors, prototypes,
-                 weights / weights.sum())
+    return World(
+        num_classes, tuple(rules), distractors, prototypes, weights / weights.sum()
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -266,6 +268,7 @@ class Shot:
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """segments in the order their noise is drawn; order = playback order."""
+
     segments: tuple
     order: tuple
 
@@ -291,8 +294,7 @@ class Plan:
 
     def with_arrangement(self, index, alternating):
         segments = list(self.segments)
-        segments[index] = dataclasses.replace(segments[index],
-                                              alternating=alternating)
+        segments[index] = dataclasses.replace(segments[index], alternating=alternating)
         return dataclasses.replace(self, segments=tuple(segments))
 
     def with_swapped(self, i, j):
@@ -305,8 +307,7 @@ class Plan:
 
 def oracle_labels(world, shots):
     """The labels of a shot sequence: the definition of every class."""
-    shot_events = [tuple(s.events) if isinstance(s, Shot) else tuple(s)
-                   for s in shots]
+    shot_events = [tuple(s.events) if isinstance(s, Shot) else tuple(s) for s in shots]
     present = {e for ev in shot_events for e in ev}
     labels = set()
     for rule in world.rules:
@@ -327,8 +328,7 @@ def oracle_labels(world, shots):
             within = any(set(ev) == {p, q} for ev in shot_events)
             if within:
                 labels.add(rule.positive)
-            elif (rule.other is not None and (p,) in shot_events
-                  and (q,) in shot_events):
+            elif rule.other is not None and (p,) in shot_events and (q,) in shot_events:
                 labels.add(rule.other)
     return sorted(labels)
 
@@ -359,16 +359,21 @@ def plan_video(world, rng, min_frames=60, max_frames=300):
     num_plants = 1 + int(rng.choice(len(PLANTS_PER_VIDEO), p=PLANTS_PER_VIDEO))
     # The first plant always yields a label, so no video is label-less and no
     # coin flip is conditioned on (that would leak order into frame counts).
-    anchors = np.array([i for i, r in enumerate(rules)
-                        if r.kind == PRESENCE or r.other is not None])
+    anchors = np.array(
+        [i for i, r in enumerate(rules) if r.kind == PRESENCE or r.other is not None]
+    )
     w = world.rule_weights
     first = int(rng.choice(anchors, p=w[anchors] / w[anchors].sum()))
     rest = np.array([i for i in range(len(rules)) if i != first])
     extra = min(num_plants - 1, len(rest))
     chosen = [first]
     if extra:
-        chosen += [int(i) for i in rng.choice(rest, size=extra, replace=False,
-                                              p=w[rest] / w[rest].sum())]
+        chosen += [
+            int(i)
+            for i in rng.choice(
+                rest, size=extra, replace=False, p=w[rest] / w[rest].sum()
+            )
+        ]
 
     def min_length(num_events):
         return MIN_SHOT_FRAMES * num_events
@@ -381,15 +386,18 @@ def plan_video(world, rng, min_frames=60, max_frames=300):
             plants.append(([[rule.events, False, r]], None))
         elif rule.kind == ORDER:
             a_first = bool(rng.random() < 0.5)
-            plants.append(([[rule.events[:1], False, r],
-                            [rule.events[1:], False, r]], a_first))
+            plants.append(
+                ([[rule.events[:1], False, r], [rule.events[1:], False, r]], a_first)
+            )
         else:
             alternating = bool(rng.random() < 0.5)
             events = rule.events if rng.random() < 0.5 else rule.events[::-1]
             plants.append(([[events, alternating, r]], None))
     # Short videos hold fewer plants; dropped from the end so the anchor stays.
-    while len(plants) > 1 and sum(
-        min_length(len(s[0])) for p in plants for s in p[0]) > num_frames:
+    while (
+        len(plants) > 1
+        and sum(min_length(len(s[0])) for p in plants for s in p[0]) > num_frames
+    ):
         plants.pop()
 
     planted = [s for p, _ in plants for s in p]
@@ -407,8 +415,9 @@ def plan_video(world, rng, min_frames=60, max_frames=300):
         distractors.append([None, two, -1])
 
     specs = planted + distractors
-    mins = np.array([min_length(len(s[0]) if s[0] is not None else 1 + s[1])
-                     for s in specs])
+    mins = np.array(
+        [min_length(len(s[0]) if s[0] is not None else 1 + s[1]) for s in specs]
+    )
     share = rng.dirichlet(np.full(len(specs), 2.0))
     lengths = mins + rng.multinomial(num_frames - mins.sum(), share)
 
@@ -433,13 +442,14 @@ def plan_video(world, rng, min_frames=60, max_frames=300):
                 banned.update(specs[order[npos]][0])
         allowed = pool[~np.isin(pool, list(banned))]
         n_events = 2 if specs[i][1] else 1
-        specs[i][0] = tuple(int(e) for e in rng.choice(allowed, size=n_events,
-                                                         replace=False))
+        specs[i][0] = tuple(
+            int(e) for e in rng.choice(allowed, size=n_events, replace=False)
+        )
 
     segments = tuple(
-        Segment(tuple(int(e) for e in ev), int(n),
-                bool(alt) and len(ev) == 2, r)
-        for (ev, alt, r), n in zip(specs, lengths))
+        Segment(tuple(int(e) for e in ev), int(n), bool(alt) and len(ev) == 2, r)
+        for (ev, alt, r), n in zip(specs, lengths)
+    )
     return Plan(segments, tuple(order))
 
 
@@ -450,8 +460,9 @@ def render(world, plan, rng, frame_noise=DEFAULT_FRAME_NOISE):
     video_offset = video_offset.astype(np.float32)
     blocks = []
     for seg in plan.segments:
-        offset = video_offset + (SEGMENT_OFFSET_SCALE
-                                 * rng.standard_normal(dim)).astype(np.float32)
+        offset = video_offset + (
+            SEGMENT_OFFSET_SCALE * rng.standard_normal(dim)
+        ).astype(np.float32)
         x = rng.standard_normal((seg.length, dim), dtype=np.float32)
         x *= np.float32(frame_noise)
         x += offset
@@ -476,7 +487,8 @@ def render(world, plan, rng, frame_noise=DEFAULT_FRAME_NOISE):
 
 def video_rngs(seed, split, index):
     plan_seq, noise_seq = np.random.SeedSequence(
-        [seed, SPLITS.index(split), index]).spawn(2)
+        [seed, SPLITS.index(split), index]
+    ).spawn(2)
     return np.random.default_rng(plan_seq), np.random.default_rng(noise_seq)
 
 
@@ -488,25 +500,30 @@ def _frame_record(tf, video_id, labels, q, names, bounds):
     context = {"id": _bytes(tf, video_id)}
     if labels is not None:
         context["labels"] = tf.train.Feature(
-            int64_list=tf.train.Int64List(value=labels))
+            int64_list=tf.train.Int64List(value=labels)
+        )
     lists = {}
     for name, (lo, hi) in zip(names, bounds):
         part = np.ascontiguousarray(q[:, lo:hi])
-        lists[name] = tf.train.FeatureList(feature=[
-            _bytes(tf, row.tobytes()) for row in part])
+        lists[name] = tf.train.FeatureList(
+            feature=[_bytes(tf, row.tobytes()) for row in part]
+        )
     return tf.train.SequenceExample(
         context=tf.train.Features(feature=context),
-        feature_lists=tf.train.FeatureLists(feature_list=lists))
+        feature_lists=tf.train.FeatureLists(feature_list=lists),
+    )
 
 
 def _video_record(tf, video_id, labels, mean, names, bounds):
     feature = {"id": _bytes(tf, video_id)}
     if labels is not None:
         feature["labels"] = tf.train.Feature(
-            int64_list=tf.train.Int64List(value=labels))
+            int64_list=tf.train.Int64List(value=labels)
+        )
     for name, (lo, hi) in zip(names, bounds):
         feature["mean_" + name] = tf.train.Feature(
-            float_list=tf.train.FloatList(value=mean[lo:hi]))
+            float_list=tf.train.FloatList(value=mean[lo:hi])
+        )
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
@@ -530,15 +547,28 @@ def _gap(scores, labels, top_k=20):
 
 def _hit_at_one(scores, labels):
     jitter = np.random.default_rng(1).random(scores.shape) * 1e-9
-    return float(labels[np.arange(len(labels)),
-                        np.argmax(scores + jitter, axis=1)].mean())
+    return float(
+        labels[np.arange(len(labels)), np.argmax(scores + jitter, axis=1)].mean()
+    )
 
 
-def generate(output_dir, num_train=2000, num_validate=500, num_test=500,
-             num_shards=4, num_classes=40, num_distractor_events=16,
-             min_frames=60, max_frames=300, frame_noise=DEFAULT_FRAME_NOISE,
-             feature_names=("rgb", "audio"), feature_sizes=(1024, 128),
-             levels=("frame", "video"), write_truth=True, seed=0):
+def generate(
+    output_dir,
+    num_train=2000,
+    num_validate=500,
+    num_test=500,
+    num_shards=4,
+    num_classes=40,
+    num_distractor_events=16,
+    min_frames=60,
+    max_frames=300,
+    frame_noise=DEFAULT_FRAME_NOISE,
+    feature_names=("rgb", "audio"),
+    feature_sizes=(1024, 128),
+    levels=("frame", "video"),
+    write_truth=True,
+    seed=0,
+):
     """Writes the shards; returns a summary dict (see `format_summary`)."""
     # Only writing needs TensorFlow; the plan/oracle API stays numpy-only.
     import tensorflow as tf
@@ -548,8 +578,7 @@ def generate(output_dir, num_train=2000, num_validate=500, num_test=500,
     if len(feature_names) != len(feature_sizes):
         raise ValueError("feature_names and feature_sizes differ in length")
     if min_frames < 3 * MIN_SHOT_FRAMES or max_frames < min_frames:
-        raise ValueError("need %d <= min_frames <= max_frames"
-                         % (3 * MIN_SHOT_FRAMES))
+        raise ValueError("need %d <= min_frames <= max_frames" % (3 * MIN_SHOT_FRAMES))
     unknown = set(levels) - {"frame", "video"}
     if unknown:
         raise ValueError("unknown levels %s" % sorted(unknown))
@@ -573,14 +602,16 @@ def generate(output_dir, num_train=2000, num_validate=500, num_test=500,
         writers = {}
         for level in levels:
             os.makedirs(os.path.join(output_dir, level), exist_ok=True)
-            writers[level] = [tf.io.TFRecordWriter(
-                os.path.join(output_dir, level, "%s%04d.tfrecord" % (split, s)))
-                              for s in range(shards)]
+            writers[level] = [
+                tf.io.TFRecordWriter(
+                    os.path.join(output_dir, level, "%s%04d.tfrecord" % (split, s))
+                )
+                for s in range(shards)
+            ]
         truth = None
         if write_truth:
             os.makedirs(os.path.join(output_dir, "truth"), exist_ok=True)
-            truth = open(os.path.join(output_dir, "truth", split + ".jsonl"),
-                         "w")
+            truth = open(os.path.join(output_dir, "truth", split + ".jsonl"), "w")
         try:
             for i in range(n):
                 shard = i * shards // n
@@ -592,20 +623,31 @@ def generate(output_dir, num_train=2000, num_validate=500, num_test=500,
                 stored = labels if split in LABELLED_SPLITS else None
                 q = quantize(render(world, plan, noise_rng, frame_noise))
                 if "frame" in writers:
-                    writers["frame"][shard].write(_frame_record(
-                        tf, video_id.encode(), stored, q, feature_names,
-                        bounds).SerializeToString())
+                    writers["frame"][shard].write(
+                        _frame_record(
+                            tf, video_id.encode(), stored, q, feature_names, bounds
+                        ).SerializeToString()
+                    )
                 if "video" in writers:
                     mean = dequantize(q).mean(axis=0, dtype=np.float64)
                     mean = mean.astype(np.float32)
-                    writers["video"][shard].write(_video_record(
-                        tf, video_id.encode(), stored, mean, feature_names,
-                        bounds).SerializeToString())
+                    writers["video"][shard].write(
+                        _video_record(
+                            tf, video_id.encode(), stored, mean, feature_names, bounds
+                        ).SerializeToString()
+                    )
                 if truth is not None:
-                    truth.write(json.dumps({
-                        "id": video_id, "labels": labels,
-                        "num_frames": plan.num_frames,
-                        "shots": [s.to_json() for s in shots]}) + "\n")
+                    truth.write(
+                        json.dumps(
+                            {
+                                "id": video_id,
+                                "labels": labels,
+                                "num_frames": plan.num_frames,
+                                "shots": [s.to_json() for s in shots],
+                            }
+                        )
+                        + "\n"
+                    )
                 summary["frames"].append(plan.num_frames)
                 summary["shots"].append(len(shots))
                 summary["labels_per_video"].append(len(labels))
@@ -614,8 +656,9 @@ def generate(output_dir, num_train=2000, num_validate=500, num_test=500,
                     y = np.zeros(num_classes, np.float64)
                     y[labels] = 1.0
                     truth_labels.append(y)
-                    bag_scores.append(bag_probabilities(
-                        world, {e for s in shots for e in s.events}))
+                    bag_scores.append(
+                        bag_probabilities(world, {e for s in shots for e in s.events})
+                    )
         finally:
             for ws in writers.values():
                 for w in ws:
@@ -626,16 +669,25 @@ def generate(output_dir, num_train=2000, num_validate=500, num_test=500,
 
     kinds = world.class_kinds()
     structure = {
-        "seed": seed, "num_classes": num_classes,
+        "seed": seed,
+        "num_classes": num_classes,
         "num_events": world.num_events,
         "distractor_events": list(world.distractors),
-        "feature_names": feature_names, "feature_sizes": feature_sizes,
-        "min_frames": min_frames, "max_frames": max_frames,
+        "feature_names": feature_names,
+        "feature_sizes": feature_sizes,
+        "min_frames": min_frames,
+        "max_frames": max_frames,
         "frame_noise": frame_noise,
         "classes": [{"class": c, "kind": kinds[c]} for c in range(num_classes)],
-        "rules": [{"kind": r.kind, "events": list(r.events),
-                   "class": r.positive, "reverse_class": r.other}
-                  for r in world.rules],
+        "rules": [
+            {
+                "kind": r.kind,
+                "events": list(r.events),
+                "class": r.positive,
+                "reverse_class": r.other,
+            }
+            for r in world.rules
+        ],
     }
     for rule in world.rules:
         for c in rule.classes:
@@ -653,7 +705,8 @@ def generate(output_dir, num_train=2000, num_validate=500, num_test=500,
         summary["bag_oracle_hit1"] = _hit_at_one(s, y)
         summary["sequence_oracle_gap"] = _gap(y, y)
         summary["ambiguous_label_share"] = float(
-            ((s == 0.5) & (y == 1)).sum() / y.sum())
+            ((s == 0.5) & (y == 1)).sum() / y.sum()
+        )
     return summary
 
 
@@ -677,27 +730,43 @@ def format_summary(summary):
     split_counts = ", ".join("%s %d" % kv for kv in summary["videos"].items())
     lines = ["videos: %s (%.1f s)" % (split_counts, summary["seconds"])]
     if frames.size:
-        lines.append("frames per video: %d-%d, mean %.0f; "
-                     "shots per video: %d-%d, mean %.1f" % (
-                         frames.min(), frames.max(), frames.mean(),
-                         shots.min(), shots.max(), shots.mean()))
-        lines.append("labels per video: %d-%d, mean %.2f" % (
-            per_video.min(), per_video.max(), per_video.mean()))
+        lines.append(
+            "frames per video: %d-%d, mean %.0f; "
+            "shots per video: %d-%d, mean %.1f"
+            % (
+                frames.min(),
+                frames.max(),
+                frames.mean(),
+                shots.min(),
+                shots.max(),
+                shots.mean(),
+            )
+        )
+        lines.append(
+            "labels per video: %d-%d, mean %.2f"
+            % (per_video.min(), per_video.max(), per_video.mean())
+        )
     counts, kinds = summary["label_counts"], summary["class_kinds"]
     for kind in (PRESENCE, ORDER, WITHIN):
         cls = [c for c, k in enumerate(kinds) if k == kind]
         if cls:
             freq = " ".join("%d:%d" % (c, counts[c]) for c in cls)
-            lines.append("%-8s classes %d-%d, label counts (train+validate): "
-                         "%s" % (kind, cls[0], cls[-1], freq))
+            lines.append(
+                "%-8s classes %d-%d, label counts (train+validate): "
+                "%s" % (kind, cls[0], cls[-1], freq)
+            )
     if "bag_oracle_gap" in summary:
         lines.append(
             "ceiling: frame-averaging (bag oracle) GAP %.3f Hit@1 %.3f vs "
             "sequence oracle GAP %.3f; %.0f%% of labels need order or shot "
-            "structure" % (
-                summary["bag_oracle_gap"], summary["bag_oracle_hit1"],
+            "structure"
+            % (
+                summary["bag_oracle_gap"],
+                summary["bag_oracle_hit1"],
                 summary["sequence_oracle_gap"],
-                100 * summary["ambiguous_label_share"]))
+                100 * summary["ambiguous_label_share"],
+            )
+        )
     return "\n".join(lines)
 
 
@@ -710,23 +779,25 @@ def define_flags():
     flags.DEFINE_string("output_dir", None, "Where to write the shards.")
     flags.DEFINE_integer("num_train", 2000, "Videos in the train split.")
     flags.DEFINE_integer("num_validate", 500, "Videos in the validate split.")
-    flags.DEFINE_integer("num_test", 500,
-                         "Videos in the test split (no labels).")
+    flags.DEFINE_integer("num_test", 500, "Videos in the test split (no labels).")
     flags.DEFINE_integer("num_shards", 4, "Shards per split and level.")
-    flags.DEFINE_integer("num_classes", 40,
-                         "Label ids are in [0, num_classes).")
-    flags.DEFINE_integer("num_distractor_events", 16,
-                         "Events that no rule uses (filler shots).")
+    flags.DEFINE_integer("num_classes", 40, "Label ids are in [0, num_classes).")
+    flags.DEFINE_integer(
+        "num_distractor_events", 16, "Events that no rule uses (filler shots)."
+    )
     flags.DEFINE_integer("min_frames", 60, "Fewest frames a video has.")
     flags.DEFINE_integer("max_frames", 300, "Most frames a video has.")
-    flags.DEFINE_float("frame_noise", DEFAULT_FRAME_NOISE,
-                       "Std of the per-frame noise around a prototype.")
-    flags.DEFINE_string("feature_names", "rgb,audio",
-                        "Feature names, in order.")
+    flags.DEFINE_float(
+        "frame_noise",
+        DEFAULT_FRAME_NOISE,
+        "Std of the per-frame noise around a prototype.",
+    )
+    flags.DEFINE_string("feature_names", "rgb,audio", "Feature names, in order.")
     flags.DEFINE_string("feature_sizes", "1024,128", "Their sizes, in order.")
     flags.DEFINE_list("levels", ["frame", "video"], "Which records to write.")
-    flags.DEFINE_bool("write_truth", True,
-                      "Also write truth/<split>.jsonl (shots, labels).")
+    flags.DEFINE_bool(
+        "write_truth", True, "Also write truth/<split>.jsonl (shots, labels)."
+    )
     flags.DEFINE_integer("seed", 0, "Everything is a function of the seed.")
     flags.mark_flag_as_required("output_dir")
 
@@ -735,14 +806,22 @@ def main(argv):
     del argv
     f = flags.FLAGS
     summary = generate(
-        f.output_dir, num_train=f.num_train, num_validate=f.num_validate,
-        num_test=f.num_test, num_shards=f.num_shards, num_classes=f.num_classes,
+        f.output_dir,
+        num_train=f.num_train,
+        num_validate=f.num_validate,
+        num_test=f.num_test,
+        num_shards=f.num_shards,
+        num_classes=f.num_classes,
         num_distractor_events=f.num_distractor_events,
-        min_frames=f.min_frames, max_frames=f.max_frames,
+        min_frames=f.min_frames,
+        max_frames=f.max_frames,
         frame_noise=f.frame_noise,
         feature_names=[s.strip() for s in f.feature_names.split(",")],
         feature_sizes=[int(s) for s in f.feature_sizes.split(",")],
-        levels=f.levels, write_truth=f.write_truth, seed=f.seed)
+        levels=f.levels,
+        write_truth=f.write_truth,
+        seed=f.seed,
+    )
     print(format_summary(summary))
 
 

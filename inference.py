@@ -21,74 +21,79 @@ import readers
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("input_data_pattern", "",
-                    "Glob of the TFRecord files to predict (labels not "
-                    "needed).")
+flags.DEFINE_string(
+    "input_data_pattern",
+    "",
+    "Glob of the TFRecord files to predict (labels not needed).",
+)
 flags.DEFINE_string("output_file", "", "Where to write the CSV.")
 flags.DEFINE_integer("batch_size", 1024, "Videos per batch.")
 flags.DEFINE_integer("top_k", 20, "Classes written per video.")
-flags.DEFINE_string("saved_model_dir", "",
-                    "Predict with this exported SavedModel instead of the "
-                    "checkpoints of --train_dir.")
+flags.DEFINE_string(
+    "saved_model_dir",
+    "",
+    "Predict with this exported SavedModel instead of the checkpoints of --train_dir.",
+)
 
 
 def format_row(video_id, predictions, top_k):
-  """`id,class score class score ...`, the top_k classes by score."""
-  top = np.argsort(-predictions, kind="stable")[:top_k]
-  pairs = " ".join(f"{label} {predictions[label]:g}" for label in top)
-  if isinstance(video_id, bytes):
-    video_id = video_id.decode("utf-8")
-  return f"{video_id},{pairs}\n"
+    """`id,class score class score ...`, the top_k classes by score."""
+    top = np.argsort(-predictions, kind="stable")[:top_k]
+    pairs = " ".join(f"{label} {predictions[label]:g}" for label in top)
+    if isinstance(video_id, bytes):
+        video_id = video_id.decode("utf-8")
+    return f"{video_id},{pairs}\n"
 
 
 def checkpoint_predictions():
-  config = common.load_model_config(FLAGS.train_dir)
-  latest = tf.train.latest_checkpoint(FLAGS.train_dir)
-  if latest is None:
-    raise common.UsageError(f"no checkpoint in {FLAGS.train_dir}.")
-  model = common.restore(common.build_model(config), latest)
-  reader = common.make_reader(config)
-  dataset = reader.dataset(FLAGS.input_data_pattern, FLAGS.batch_size,
-                           num_shots=model.num_shots)
-  for batch, predictions in common.predict_batches(model, dataset):
-    yield batch["video_ids"], predictions
+    config = common.load_model_config(FLAGS.train_dir)
+    latest = tf.train.latest_checkpoint(FLAGS.train_dir)
+    if latest is None:
+        raise common.UsageError(f"no checkpoint in {FLAGS.train_dir}.")
+    model = common.restore(common.build_model(config), latest)
+    reader = common.make_reader(config)
+    dataset = reader.dataset(
+        FLAGS.input_data_pattern, FLAGS.batch_size, num_shots=model.num_shots
+    )
+    for batch, predictions in common.predict_batches(model, dataset):
+        yield batch["video_ids"], predictions
 
 
 def saved_model_predictions():
-  serve = tf.saved_model.load(FLAGS.saved_model_dir).signatures[
-      "serving_default"]
-  files = readers.match_files(FLAGS.input_data_pattern)
-  records = tf.data.TFRecordDataset(files).batch(FLAGS.batch_size)
-  for serialized in records:
-    outputs = serve(serialized=serialized)
-    yield outputs["video_ids"].numpy(), outputs["predictions"].numpy()
+    serve = tf.saved_model.load(FLAGS.saved_model_dir).signatures["serving_default"]
+    files = readers.match_files(FLAGS.input_data_pattern)
+    records = tf.data.TFRecordDataset(files).batch(FLAGS.batch_size)
+    for serialized in records:
+        outputs = serve(serialized=serialized)
+        yield outputs["video_ids"].numpy(), outputs["predictions"].numpy()
 
 
 def main(unused_argv):
-  if not FLAGS.input_data_pattern or not FLAGS.output_file:
-    raise common.UsageError(
-        "--input_data_pattern and --output_file are required.")
-  directory = os.path.dirname(os.path.abspath(FLAGS.output_file))
-  common.check_writable(directory, "the directory of --output_file")
-  predictions = (saved_model_predictions() if FLAGS.saved_model_dir
-                 else checkpoint_predictions())
-  count = 0
-  with tempfile.NamedTemporaryFile("w", dir=directory, delete=False,
-                                   prefix=".tmp-", suffix=".csv") as tmp:
-    try:
-      tmp.write("VideoId,LabelConfidencePairs\n")
-      for video_ids, batch_predictions in predictions:
-        for video_id, row in zip(video_ids, batch_predictions):
-          tmp.write(format_row(video_id, row, FLAGS.top_k))
-          count += 1
-      tmp.flush()
-      os.fsync(tmp.fileno())
-    except BaseException:
-      os.remove(tmp.name)
-      raise
-  os.replace(tmp.name, FLAGS.output_file)
-  common.log_metrics_line(f"wrote {count} videos to {FLAGS.output_file}")
+    if not FLAGS.input_data_pattern or not FLAGS.output_file:
+        raise common.UsageError("--input_data_pattern and --output_file are required.")
+    directory = os.path.dirname(os.path.abspath(FLAGS.output_file))
+    common.check_writable(directory, "the directory of --output_file")
+    predictions = (
+        saved_model_predictions() if FLAGS.saved_model_dir else checkpoint_predictions()
+    )
+    count = 0
+    with tempfile.NamedTemporaryFile(
+        "w", dir=directory, delete=False, prefix=".tmp-", suffix=".csv"
+    ) as tmp:
+        try:
+            tmp.write("VideoId,LabelConfidencePairs\n")
+            for video_ids, batch_predictions in predictions:
+                for video_id, row in zip(video_ids, batch_predictions):
+                    tmp.write(format_row(video_id, row, FLAGS.top_k))
+                    count += 1
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        except BaseException:
+            os.remove(tmp.name)
+            raise
+    os.replace(tmp.name, FLAGS.output_file)
+    common.log_metrics_line(f"wrote {count} videos to {FLAGS.output_file}")
 
 
 if __name__ == "__main__":
-  common.run(main)
+    common.run(main)

@@ -124,7 +124,7 @@ def quantised_frames(features):
     norm = np.sqrt(np.einsum("td,td->t", x, x))
     # One scale per frame; kts_graph applies the identical operations.
     scale = np.zeros_like(norm)
-    np.divide(float(2 ** FEATURE_BITS), norm, out=scale, where=norm > 0)
+    np.divide(float(2**FEATURE_BITS), norm, out=scale, where=norm > 0)
     x *= scale[:, None]
     return np.rint(x, out=x)
 
@@ -230,9 +230,12 @@ def _suffix_programme(cost, max_shots, first_row_only_for_max):
         for start in range(lo, hi + 1, _ROW_BLOCK):
             end = min(start + _ROW_BLOCK, hi + 1)
             rows, cols = end - start, stop - start - 1
-            values = buffer[:rows * cols].reshape(rows, cols)
-            np.add(cost[start:end, start + 1:stop], best[None, start + 1:stop],
-                   out=values)
+            values = buffer[: rows * cols].reshape(rows, cols)
+            np.add(
+                cost[start:end, start + 1 : stop],
+                best[None, start + 1 : stop],
+                out=values,
+            )
             # argmin returns the first minimum: the smallest split index.
             arg = np.argmin(values, axis=1)
             new_best[start:end] = values[np.arange(rows), arg]
@@ -332,11 +335,12 @@ def batch_shot_boundaries(video_matrix, num_frames, num_shots):
     videos = np.asarray(video_matrix)
     if videos.ndim != 3:
         raise ValueError(f"video_matrix must be [B, T, D], got {videos.shape}")
-    lengths = np.clip(np.asarray(num_frames).astype(np.int64).reshape(-1),
-                      0, videos.shape[1])
+    lengths = np.clip(
+        np.asarray(num_frames).astype(np.int64).reshape(-1), 0, videos.shape[1]
+    )
     if lengths.shape[0] != videos.shape[0]:
         raise ValueError("num_frames must have one entry per video")
     out = np.zeros((videos.shape[0], int(num_shots) + 1), dtype=np.int32)
     for b in range(videos.shape[0]):
-        out[b] = shot_boundaries(videos[b, :lengths[b]], num_shots)
+        out[b] = shot_boundaries(videos[b, : lengths[b]], num_shots)
     return out

@@ -22,8 +22,9 @@ def _power_of_two(exponent):
       exponent: int tensor, any shape, values in [-1022, 1023].
     """
     biased = tf.cast(exponent, tf.int64) + 1023
-    return tf.bitcast(tf.bitwise.left_shift(biased, tf.constant(52, tf.int64)),
-                      tf.float64)
+    return tf.bitcast(
+        tf.bitwise.left_shift(biased, tf.constant(52, tf.int64)), tf.float64
+    )
 
 
 def _unit_costs(video_matrix, num_frames):
@@ -41,28 +42,26 @@ def _unit_costs(video_matrix, num_frames):
     x = video_matrix * mask[:, :, None]
     norm = tf.sqrt(tf.einsum("btd,btd->bt", x, x))
     # Identical operations to kts.quantised_frames: one scale per frame.
-    scale = tf.math.divide_no_nan(tf.constant(2.0 ** kts.FEATURE_BITS, tf.float64),
-                                  norm)
+    scale = tf.math.divide_no_nan(tf.constant(2.0**kts.FEATURE_BITS, tf.float64), norm)
     q = tf.math.rint(x * scale[:, :, None])
     gram = tf.linalg.matmul(q, q, transpose_b=True)  # exact integers
 
     powers = tf.bitwise.left_shift(1, tf.range(_MAX_LENGTH_BITS))
     bits = tf.reduce_sum(
-        tf.cast(num_frames[:, None] >= powers[None, :], tf.int32), axis=1)
+        tf.cast(num_frames[:, None] >= powers[None, :], tf.int32), axis=1
+    )
     r = tf.minimum(2 * kts.FEATURE_BITS, 50 - 2 * bits)  # kts.cost_bits
     gram = tf.math.rint(gram * _power_of_two(r - 2 * kts.FEATURE_BITS)[:, None, None])
 
     prefix = tf.cumsum(tf.cumsum(gram, axis=1), axis=2)
     prefix = tf.pad(prefix, [[0, 0], [1, 0], [1, 0]])
-    diag_prefix = tf.pad(tf.cumsum(tf.linalg.diag_part(gram), axis=1),
-                         [[0, 0], [1, 0]])
+    diag_prefix = tf.pad(tf.cumsum(tf.linalg.diag_part(gram), axis=1), [[0, 0], [1, 0]])
     idx = tf.range(t + 1)
     length = tf.cast(idx[None, :] - idx[:, None], tf.float64)
     sq = tf.linalg.diag_part(prefix)
     block = sq[:, None, :] + sq[:, :, None] - 2.0 * prefix
     # eq. (9) times (b - a): v(a, b) (b - a) = (b - a) sum K(t, t) - block sum
-    numer = (length[None] * (diag_prefix[:, None, :] - diag_prefix[:, :, None])
-             - block)
+    numer = length[None] * (diag_prefix[:, None, :] - diag_prefix[:, :, None]) - block
     positive = length > 0
     cost = tf.math.rint(numer / tf.where(positive, length, 1.0)[None])
     # The rounded Gram matrix is not exactly positive semi-definite.
@@ -106,9 +105,11 @@ def shot_boundaries_tf(video_matrix, num_frames, num_shots):
         values = cost + best[:, None, :]
         best = tf.reduce_min(values, axis=2)
         # tf.argmin does not promise which of equal minima it returns.
-        pointers.append(tf.reduce_min(
-            tf.where(values == best[:, :, None], idx[None, None, :], t + 1),
-            axis=2))
+        pointers.append(
+            tf.reduce_min(
+                tf.where(values == best[:, :, None], idx[None, None, :], t + 1), axis=2
+            )
+        )
     pointer = tf.stack(pointers, axis=0)  # [m, B, T+1]; [k-1] for k shots
 
     shots = tf.minimum(n, m)

@@ -21,63 +21,66 @@ import tensorflow as tf
 
 
 def _as_float32(predictions, labels):
-  return (tf.cast(predictions, tf.float32), tf.cast(labels, tf.float32))
+    return (tf.cast(predictions, tf.float32), tf.cast(labels, tf.float32))
 
 
 class BaseLoss:
-  """A loss over [B, C] predictions and multi-hot labels."""
+    """A loss over [B, C] predictions and multi-hot labels."""
 
-  def per_example_loss(self, predictions, labels):
-    """Returns float32 [B], one loss per video."""
-    raise NotImplementedError
+    def per_example_loss(self, predictions, labels):
+        """Returns float32 [B], one loss per video."""
+        raise NotImplementedError
 
-  def calculate_loss(self, predictions, labels):
-    """Returns the float32 scalar mean of per_example_loss over the batch."""
-    return tf.reduce_mean(self.per_example_loss(predictions, labels))
+    def calculate_loss(self, predictions, labels):
+        """Returns the float32 scalar mean of per_example_loss over the batch."""
+        return tf.reduce_mean(self.per_example_loss(predictions, labels))
 
 
 class CrossEntropyLoss(BaseLoss):
-  """Binary cross entropy summed over classes, on probabilities."""
+    """Binary cross entropy summed over classes, on probabilities."""
 
-  # Keeps log() finite, and its gradient bounded, at p = 0 and p = 1; the
-  # starter's value, kept so that losses match its published numbers.
-  epsilon = 1e-5
+    # Keeps log() finite, and its gradient bounded, at p = 0 and p = 1; the
+    # starter's value, kept so that losses match its published numbers.
+    epsilon = 1e-5
 
-  def per_example_loss(self, predictions, labels):
-    predictions, labels = _as_float32(predictions, labels)
-    loss = -(labels * tf.math.log(predictions + self.epsilon) +
-             (1.0 - labels) * tf.math.log(1.0 - predictions + self.epsilon))
-    return tf.reduce_sum(loss, axis=1)
+    def per_example_loss(self, predictions, labels):
+        predictions, labels = _as_float32(predictions, labels)
+        loss = -(
+            labels * tf.math.log(predictions + self.epsilon)
+            + (1.0 - labels) * tf.math.log(1.0 - predictions + self.epsilon)
+        )
+        return tf.reduce_sum(loss, axis=1)
 
 
 class HingeLoss(BaseLoss):
-  """Hinge loss summed over classes, labels mapped to -1/+1."""
+    """Hinge loss summed over classes, labels mapped to -1/+1."""
 
-  def __init__(self, margin=1.0):
-    """margin: the 1 in max(0, 1 - (2y - 1) p)."""
-    self.margin = float(margin)
+    def __init__(self, margin=1.0):
+        """margin: the 1 in max(0, 1 - (2y - 1) p)."""
+        self.margin = float(margin)
 
-  def per_example_loss(self, predictions, labels):
-    predictions, labels = _as_float32(predictions, labels)
-    signs = 2.0 * labels - 1.0
-    return tf.reduce_sum(
-        tf.maximum(0.0, self.margin - signs * predictions), axis=1)
+    def per_example_loss(self, predictions, labels):
+        predictions, labels = _as_float32(predictions, labels)
+        signs = 2.0 * labels - 1.0
+        return tf.reduce_sum(tf.maximum(0.0, self.margin - signs * predictions), axis=1)
 
 
 class SoftmaxLoss(BaseLoss):
-  """Cross entropy between L1-normalised labels and softmax(predictions)."""
+    """Cross entropy between L1-normalised labels and softmax(predictions)."""
 
-  # Rows without labels divide by this instead of 0 and so lose nothing.
-  epsilon = 1e-7
+    # Rows without labels divide by this instead of 0 and so lose nothing.
+    epsilon = 1e-7
 
-  def per_example_loss(self, predictions, labels):
-    predictions, labels = _as_float32(predictions, labels)
-    row_sums = tf.maximum(
-        tf.reduce_sum(labels, axis=1, keepdims=True), self.epsilon)
-    # log_softmax is log(softmax(p)) without the -inf the separate log gives
-    # once softmax underflows (the starter's form).
-    return -tf.reduce_sum(
-        (labels / row_sums) * tf.nn.log_softmax(predictions, axis=1), axis=1)
+    def per_example_loss(self, predictions, labels):
+        predictions, labels = _as_float32(predictions, labels)
+        row_sums = tf.maximum(
+            tf.reduce_sum(labels, axis=1, keepdims=True), self.epsilon
+        )
+        # log_softmax is log(softmax(p)) without the -inf the separate log gives
+        # once softmax underflows (the starter's form).
+        return -tf.reduce_sum(
+            (labels / row_sums) * tf.nn.log_softmax(predictions, axis=1), axis=1
+        )
 
 
 _LOSSES = {
@@ -88,12 +91,14 @@ _LOSSES = {
 
 
 def get_loss(name):
-  """Returns a new instance of the loss class called `name` (--label_loss).
+    """Returns a new instance of the loss class called `name` (--label_loss).
 
-  Raises:
-    ValueError: naming the valid losses, when `name` is not one.
-  """
-  if name not in _LOSSES:
-    raise ValueError("Unknown label loss %r; valid names: %s" %
-                     (name, ", ".join(sorted(_LOSSES))))
-  return _LOSSES[name]()
+    Raises:
+      ValueError: naming the valid losses, when `name` is not one.
+    """
+    if name not in _LOSSES:
+        raise ValueError(
+            "Unknown label loss %r; valid names: %s"
+            % (name, ", ".join(sorted(_LOSSES)))
+        )
+    return _LOSSES[name]()

@@ -52,13 +52,13 @@ def baseline_shot_boundaries(features, num_shots):
     for a in range(n):
         b = np.arange(a + 1, n + 1)
         block = prefix[b, b] - 2 * prefix[a, b] + prefix[a, a]
-        cost[a, a + 1:] = diag[b] - diag[a] - block / (b - a)
+        cost[a, a + 1 :] = diag[b] - diag[a] - block / (b - a)
     best = np.full((num_shots + 1, n + 1), np.inf)
     best[0, 0] = 0.0
     back = np.zeros((num_shots + 1, n + 1), np.int64)
     for k in range(1, num_shots + 1):
         for j in range(k, n + 1):
-            candidates = best[k - 1, k - 1:j] + cost[k - 1:j, j]
+            candidates = best[k - 1, k - 1 : j] + cost[k - 1 : j, j]
             i = int(np.argmin(candidates))
             best[k, j] = candidates[i]
             back[k, j] = i + k - 1
@@ -107,8 +107,10 @@ def main():
         ours, base = kts.shot_boundaries(v, SHOTS), baseline_shot_boundaries(v, SHOTS)
         if not np.array_equal(ours, base):
             raise SystemExit(f"boundaries differ:\n{ours}\n{base}")
-    print(f"identical boundaries on {len(videos)} videos "
-          f"({FRAMES} frames x {DIM}, m={SHOTS})")
+    print(
+        f"identical boundaries on {len(videos)} videos "
+        f"({FRAMES} frames x {DIM}, m={SHOTS})"
+    )
 
     cycle = iter(range(10**9))
 
@@ -117,12 +119,18 @@ def main():
 
     base_med, base_min = timed(run(baseline_shot_boundaries), args.repeats)
     ours_med, ours_min = timed(run(kts.shot_boundaries), args.repeats)
-    print(f"baseline Python-loop DP : {base_med:7.2f} ms/video median "
-          f"({base_min:.2f} min)")
-    print(f"kts.shot_boundaries     : {ours_med:7.2f} ms/video median "
-          f"({ours_min:.2f} min)")
-    print(f"speed-up                : {base_med / ours_med:7.1f}x median "
-          f"({base_min / ours_min:.1f}x min)")
+    print(
+        f"baseline Python-loop DP : {base_med:7.2f} ms/video median "
+        f"({base_min:.2f} min)"
+    )
+    print(
+        f"kts.shot_boundaries     : {ours_med:7.2f} ms/video median "
+        f"({ours_min:.2f} min)"
+    )
+    print(
+        f"speed-up                : {base_med / ours_med:7.1f}x median "
+        f"({base_min / ours_min:.1f}x min)"
+    )
 
     if args.skip_tf:
         return
@@ -135,9 +143,13 @@ def main():
     got = fn(batch, lengths).numpy()  # traces
     if not np.array_equal(got, kts.batch_shot_boundaries(batch, lengths, SHOTS)):
         raise SystemExit("kts_graph differs from kts")
-    tf_med, tf_min = timed(lambda: fn(batch, lengths).numpy(), max(3, args.repeats // 5))
-    print(f"kts_graph, batch of {BATCH}  : {tf_med / BATCH:7.2f} ms/video median "
-          f"({tf_min / BATCH:.2f} min), identical to kts")
+    tf_med, tf_min = timed(
+        lambda: fn(batch, lengths).numpy(), max(3, args.repeats // 5)
+    )
+    print(
+        f"kts_graph, batch of {BATCH}  : {tf_med / BATCH:7.2f} ms/video median "
+        f"({tf_min / BATCH:.2f} min), identical to kts"
+    )
 
 
 if __name__ == "__main__":

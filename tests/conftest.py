@@ -1,4 +1,5 @@
 """Shared test setup: quiet TensorFlow, make the project importable."""
+
 import os
 import sys
 

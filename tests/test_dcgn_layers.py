@@ -1,4 +1,5 @@
 """Tests of the DCGN layers against hand-computed numpy references."""
+
 import math
 
 import keras
@@ -26,8 +27,7 @@ def _np_adjacency(p, mask):
     np.fill_diagonal(a, 1.0)
     a *= np.outer(mask, mask)
     degree = a.sum(1)
-    inv = np.divide(1.0, np.sqrt(degree), out=np.zeros_like(degree),
-                    where=degree > 0)
+    inv = np.divide(1.0, np.sqrt(degree), out=np.zeros_like(degree), where=degree > 0)
     return a * np.outer(inv, inv)
 
 
@@ -36,8 +36,9 @@ def _np_level(h, mask, kernel_weights, bias, p):
     n_out = math.ceil(len(h) / K)
     h = np.where(mask[:, None], h, 0.0)
     h = np.concatenate([h, np.zeros((n_out * K - len(h), h.shape[1]))])
-    c = np.stack([sum(h[i * K + k] @ kernel_weights[k] for k in range(K))
-                  for i in range(n_out)])
+    c = np.stack(
+        [sum(h[i * K + k] @ kernel_weights[k] for k in range(K)) for i in range(n_out)]
+    )
     mask_out = np.pad(mask, (0, n_out * K - len(mask))).reshape(n_out, K).any(1)
     out = np.maximum(_np_adjacency(p, mask_out) @ c + bias, 0.0)
     return out * mask_out[:, None], mask_out
@@ -45,8 +46,9 @@ def _np_level(h, mask, kernel_weights, bias, p):
 
 def _equal_shots(num_frames, num_shots):
     """Boundaries splitting each video evenly; short videos get empty shots."""
-    return np.stack([np.floor(np.arange(num_shots + 1) * n / num_shots)
-                     for n in num_frames]).astype(np.int32)
+    return np.stack(
+        [np.floor(np.arange(num_shots + 1) * n / num_shots) for n in num_frames]
+    ).astype(np.int32)
 
 
 def _random_bias(layer, rng):
@@ -63,9 +65,7 @@ def test_average_pooling_matches_eq4_over_real_nodes():
     h = _rng().normal(size=(1, 7, 2)).astype("float32")
     mask = np.array([[1, 1, 1, 1, 0, 1, 0]], bool)  # a hole inside window 1
     p, mask_out = dl.GraphPooling(K, "average")(h, mask)
-    expected = np.stack([h[0, 0:3].mean(0),
-                         (h[0, 3] + h[0, 5]) / 2,
-                         np.zeros(2)])
+    expected = np.stack([h[0, 0:3].mean(0), (h[0, 3] + h[0, 5]) / 2, np.zeros(2)])
     np.testing.assert_allclose(p.numpy()[0], expected, rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(mask_out.numpy()[0], [True, True, False])
 
@@ -73,8 +73,7 @@ def test_average_pooling_matches_eq4_over_real_nodes():
 def test_attention_is_per_feature_softmax_over_real_nodes():
     rng = _rng(1)
     h = rng.normal(size=(2, 8, 4)).astype("float32")
-    mask = np.array([[1, 1, 1, 1, 0, 1, 0, 0],
-                     [1, 0, 0, 0, 0, 0, 1, 1]], bool)
+    mask = np.array([[1, 1, 1, 1, 0, 1, 0, 0], [1, 0, 0, 0, 0, 0, 1, 1]], bool)
     layer = dl.GraphPooling(K, "attention")
     p, mask_out, alpha = layer(h, mask, return_attention=True)
     p, mask_out, alpha = p.numpy(), mask_out.numpy(), alpha.numpy()
@@ -103,17 +102,17 @@ def test_attention_is_per_feature_softmax_over_real_nodes():
             weights /= weights.sum(0)
             np.testing.assert_allclose(alpha[i, j, real], weights, rtol=1e-5)
             np.testing.assert_allclose(
-                p[i, j], (weights * padded[i, j, real]).sum(0), rtol=1e-5,
-                atol=1e-6)
+                p[i, j], (weights * padded[i, j, real]).sum(0), rtol=1e-5, atol=1e-6
+            )
     # One weight per feature: the features of a window are weighted differently.
     assert np.ptp(alpha[0, 0], axis=1).max() > 1e-3
 
 
 def test_return_attention_requires_attention_mode():
     with pytest.raises(ValueError):
-        dl.GraphPooling(K, "average")(np.ones((1, 3, 2), "float32"),
-                                      np.ones((1, 3), bool),
-                                      return_attention=True)
+        dl.GraphPooling(K, "average")(
+            np.ones((1, 3, 2), "float32"), np.ones((1, 3), bool), return_attention=True
+        )
     with pytest.raises(ValueError):
         dl.GraphPooling(K, "max")
 
@@ -148,8 +147,9 @@ def test_node_convolution_matches_eq6_and_strided_conv1d():
 def test_adjacency_with_negative_zero_duplicate_and_padded_nodes():
     rng = _rng(3)
     v = rng.normal(size=4)
-    p = np.stack([v, -v, np.zeros(4), v, 2 * v, rng.normal(size=4),
-                  np.full(4, np.nan)]).astype("float32")[None]
+    p = np.stack(
+        [v, -v, np.zeros(4), v, 2 * v, rng.normal(size=4), np.full(4, np.nan)]
+    ).astype("float32")[None]
     mask = np.array([[1, 1, 1, 1, 1, 1, 0]], bool)
     raw = dl.cosine_adjacency(p, mask).numpy()[0]
     a_hat = dl.NormalizedAdjacency()(p, mask).numpy()[0]
@@ -163,8 +163,9 @@ def test_adjacency_with_negative_zero_duplicate_and_padded_nodes():
     assert raw[0, 1] == 0.0  # cosine -1 is no edge
     np.testing.assert_array_equal(raw[2, [0, 1, 3, 4, 5]], 0.0)  # zero vector
     np.testing.assert_allclose(raw[0, [3, 4]], 1.0, rtol=1e-6)  # duplicates
-    np.testing.assert_allclose(a_hat, _np_adjacency(p[0], mask[0]),
-                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        a_hat, _np_adjacency(p[0], mask[0]), rtol=1e-5, atol=1e-7
+    )
     assert np.abs(np.linalg.eigvalsh(a_hat.astype(np.float64))).max() <= 1 + 1e-5
 
     p_var = tf.Variable(np.nan_to_num(p))
@@ -185,8 +186,7 @@ def test_level_output_shapes(num_nodes):
         out, mask_out = dl.DCGNLevel(8, K, pooling)(h, mask)
         assert out.shape == (2, n_out, 8)
         np.testing.assert_array_equal(mask_out.numpy()[0], True)
-        np.testing.assert_array_equal(mask_out.numpy()[1],
-                                      np.arange(n_out) == 0)
+        np.testing.assert_array_equal(mask_out.numpy()[1], np.arange(n_out) == 0)
         np.testing.assert_array_equal(out.numpy()[1, 1:], 0.0)
 
 
@@ -202,9 +202,13 @@ def test_average_level_matches_numpy():
     b = level.propagation.bias.numpy()
     for i in range(2):
         hm = np.where(mask[i][:, None], h[i], 0.0)
-        pooled = np.stack([
-            hm[j * K:(j + 1) * K].sum(0) / max(mask[i][j * K:(j + 1) * K].sum(), 1)
-            for j in range(4)])
+        pooled = np.stack(
+            [
+                hm[j * K : (j + 1) * K].sum(0)
+                / max(mask[i][j * K : (j + 1) * K].sum(), 1)
+                for j in range(4)
+            ]
+        )
         expected, expected_mask = _np_level(h[i], mask[i], w, b, pooled)
         np.testing.assert_allclose(out[i], expected, rtol=1e-4, atol=1e-5)
         np.testing.assert_array_equal(mask_out.numpy()[i], expected_mask)
@@ -234,12 +238,13 @@ def test_shot_means_and_subintervals_for_every_shot_length():
     mask = np.arange(14)[None] < 11
     level = dl.ShotLevel(4, K)
     level(frames, mask, bounds)
-    p, sub, shot_mask = [t.numpy() for t in
-                         level.shot_features(frames, mask, bounds)]
+    p, sub, shot_mask = [t.numpy() for t in level.shot_features(frames, mask, bounds)]
     f = frames[0]
     np.testing.assert_array_equal(shot_mask[0], [1, 1, 1, 1, 0])
-    expected_p = [f[s:e].mean(0) if e > s else np.zeros(2)
-                  for s, e in zip(bounds[0, :-1], bounds[0, 1:])]
+    expected_p = [
+        f[s:e].mean(0) if e > s else np.zeros(2)
+        for s, e in zip(bounds[0, :-1], bounds[0, 1:])
+    ]
     np.testing.assert_allclose(p[0], expected_p, rtol=1e-5, atol=1e-6)
 
     sub = sub[0].reshape(5, K, 2)
@@ -247,8 +252,11 @@ def test_shot_means_and_subintervals_for_every_shot_length():
         [f[0], f[0], f[0]],
         [f[1], (f[1] + f[2]) / 2, f[2]],
         [f[3], f[4], f[5]],
-        [(3 * f[6] + 2 * f[7]) / 5, (f[7] + 3 * f[8] + f[9]) / 5,
-         (2 * f[9] + 3 * f[10]) / 5],
+        [
+            (3 * f[6] + 2 * f[7]) / 5,
+            (f[7] + 3 * f[8] + f[9]) / 5,
+            (2 * f[9] + 3 * f[10]) / 5,
+        ],
         np.zeros((K, 2)),
     ]
     np.testing.assert_allclose(sub, expected_sub, rtol=1e-5, atol=1e-6)
@@ -257,9 +265,13 @@ def test_shot_means_and_subintervals_for_every_shot_length():
 
     _random_bias(level, rng)
     out, out_mask = [t.numpy() for t in level(frames, mask, bounds)]
-    expected, _ = _np_level(sub.reshape(15, 2), np.repeat(shot_mask[0], K),
-                            level.convolution.conv_kernel.numpy(),
-                            level.propagation.bias.numpy(), p[0])
+    expected, _ = _np_level(
+        sub.reshape(15, 2),
+        np.repeat(shot_mask[0], K),
+        level.convolution.conv_kernel.numpy(),
+        level.propagation.bias.numpy(),
+        p[0],
+    )
     np.testing.assert_allclose(out[0], expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(out_mask, shot_mask)
 
@@ -268,9 +280,9 @@ def test_shot_boundaries_past_num_frames_are_clipped():
     frames = _rng(8).normal(size=(1, 6, 2)).astype("float32")
     mask = np.arange(6)[None] < 4
     p, _, shot_mask = dl.ShotLevel(2, K).shot_features(
-        frames, mask, np.array([[0, 2, 6]], np.int32))
-    np.testing.assert_allclose(p.numpy()[0, 1], frames[0, 2:4].mean(0),
-                               rtol=1e-6)
+        frames, mask, np.array([[0, 2, 6]], np.int32)
+    )
+    np.testing.assert_allclose(p.numpy()[0, 1], frames[0, 2:4].mean(0), rtol=1e-6)
     np.testing.assert_array_equal(shot_mask.numpy(), [[True, True]])
 
 
@@ -297,8 +309,9 @@ def _encoder_inputs(max_frames, dim, lengths, num_shots, seed=0):
 @pytest.mark.parametrize("pooling", POOLINGS)
 def test_encoder_shapes_for_every_length(pooling, num_shots):
     lengths = [1, 2, 3, 4, 7, 300]
-    encoder = dl.DCGNEncoder(5 if not num_shots else 3, 8, K, pooling,
-                             num_shots, max_frames=300)
+    encoder = dl.DCGNEncoder(
+        5 if not num_shots else 3, 8, K, pooling, num_shots, max_frames=300
+    )
     frames, num_frames, bounds = _encoder_inputs(300, 8, lengths, num_shots)
     out = encoder(frames, num_frames, bounds).numpy()
     num_nodes = 2 if not num_shots else 1  # 300 -> ... -> 2; 5 shots -> 2 -> 1
@@ -315,15 +328,13 @@ def test_encoder_shapes_for_every_length(pooling, num_shots):
 @pytest.mark.parametrize("pooling", POOLINGS)
 def test_padded_frames_do_not_change_the_output(pooling, num_shots):
     encoder = dl.DCGNEncoder(3, 8, K, pooling, num_shots, max_frames=30)
-    frames, num_frames, bounds = _encoder_inputs(30, 8, [1, 4, 11, 30],
-                                                 num_shots)
+    frames, num_frames, bounds = _encoder_inputs(30, 8, [1, 4, 11, 30], num_shots)
     clean = encoder(frames, num_frames, bounds).numpy()
     garbage = _rng(9).normal(scale=1e3, size=frames.shape).astype("float32")
     garbage[0, 5] = np.nan
     garbage[1, 20] = np.inf
     padded = np.arange(30)[None, :, None] >= num_frames[:, None, None]
-    dirty = encoder(np.where(padded, garbage, frames), num_frames,
-                    bounds).numpy()
+    dirty = encoder(np.where(padded, garbage, frames), num_frames, bounds).numpy()
     np.testing.assert_allclose(dirty, clean, rtol=1e-6, atol=1e-6)
     assert np.any(clean != 0.0)
 
@@ -344,11 +355,11 @@ def test_encoder_fits_frames_to_max_frames():
     encoder = dl.DCGNEncoder(2, 4, K, "average", max_frames=12)
     frames, num_frames, _ = _encoder_inputs(12, 3, [5, 12], 0)
     full = encoder(frames, num_frames).numpy()
-    np.testing.assert_allclose(encoder(frames[:, :7], num_frames).numpy()[0],
-                               full[0], rtol=1e-6)
+    np.testing.assert_allclose(
+        encoder(frames[:, :7], num_frames).numpy()[0], full[0], rtol=1e-6
+    )
     longer = np.concatenate([frames, np.ones((2, 4, 3), "float32")], axis=1)
-    np.testing.assert_allclose(encoder(longer, num_frames).numpy(), full,
-                               rtol=1e-6)
+    np.testing.assert_allclose(encoder(longer, num_frames).numpy(), full, rtol=1e-6)
     with pytest.raises(ValueError):
         dl.DCGNEncoder(2, 4, K, num_shots=4, max_frames=12)(frames, num_frames)
 
@@ -359,8 +370,9 @@ def test_every_weight_gets_a_gradient(pooling, num_shots):
     # 27 frames -> 9 -> 3 nodes, or 9 shots -> 3 nodes: the last level keeps
     # several real nodes, so its adjacency (and attention) carries gradient.
     encoder = dl.DCGNEncoder(2, 8, K, pooling, num_shots, max_frames=27)
-    frames, num_frames, bounds = _encoder_inputs(27, 6, [27, 20, 16],
-                                                 num_shots, seed=11)
+    frames, num_frames, bounds = _encoder_inputs(
+        27, 6, [27, 20, 16], num_shots, seed=11
+    )
     target = _rng(12).normal(size=(3, encoder.num_nodes * 8)).astype("float32")
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(encoder(frames, num_frames, bounds) * target)
@@ -378,8 +390,12 @@ def test_every_weight_gets_a_gradient(pooling, num_shots):
 def test_graph_pooling_with_unknown_node_count():
     layer = dl.GraphPooling(K, "attention")
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, 2]),
-                                  tf.TensorSpec([None, None], tf.bool)])
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None, 2]),
+            tf.TensorSpec([None, None], tf.bool),
+        ]
+    )
     def pool(h, mask):
         return layer(h, mask)
 
@@ -392,24 +408,40 @@ def test_graph_pooling_with_unknown_node_count():
 # ---------------------------------------------------------- serialisation
 
 
-@pytest.mark.parametrize("cls,kwargs", [
-    (dl.GraphPooling, dict(kernel=K, mode="attention", name="pool")),
-    (dl.NodeConvolution, dict(filters=4, kernel=K, use_bias=True,
-                              kernel_initializer="he_normal")),
-    (dl.NormalizedAdjacency, dict(epsilon=1e-5)),
-    (dl.GraphPropagation, dict(filters=3, activation="tanh", use_bias=False)),
-    (dl.DCGNLevel, dict(filters=4, kernel=K, pooling="attention")),
-    (dl.ShotLevel, dict(filters=4, kernel=K)),
-    (dl.DCGNEncoder, dict(levels=3, filters=4, kernel=K, pooling="attention",
-                          num_shots=6, max_frames=20)),
-], ids=lambda value: value.__name__ if isinstance(value, type) else "")
+@pytest.mark.parametrize(
+    "cls,kwargs",
+    [
+        (dl.GraphPooling, dict(kernel=K, mode="attention", name="pool")),
+        (
+            dl.NodeConvolution,
+            dict(filters=4, kernel=K, use_bias=True, kernel_initializer="he_normal"),
+        ),
+        (dl.NormalizedAdjacency, dict(epsilon=1e-5)),
+        (dl.GraphPropagation, dict(filters=3, activation="tanh", use_bias=False)),
+        (dl.DCGNLevel, dict(filters=4, kernel=K, pooling="attention")),
+        (dl.ShotLevel, dict(filters=4, kernel=K)),
+        (
+            dl.DCGNEncoder,
+            dict(
+                levels=3,
+                filters=4,
+                kernel=K,
+                pooling="attention",
+                num_shots=6,
+                max_frames=20,
+            ),
+        ),
+    ],
+    ids=lambda value: value.__name__ if isinstance(value, type) else "",
+)
 def test_config_round_trip(cls, kwargs):
     layer = cls(**kwargs)
     config = layer.get_config()
     restored = type(layer).from_config(config)
     assert restored.get_config() == config
     generic = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(layer))
+        keras.saving.serialize_keras_object(layer)
+    )
     assert type(generic) is type(layer)
     assert generic.get_config() == config
 
@@ -428,13 +460,13 @@ def test_saved_model_predicts_the_same(tmp_path, num_shots, pooling):
     outputs = keras.layers.Dense(3)(encoder(frames_in, num_frames_in, bounds_in))
     model = keras.Model(inputs, outputs)
 
-    frames, num_frames, bounds = _encoder_inputs(max_frames, dim, [3, 12],
-                                                 num_shots)
+    frames, num_frames, bounds = _encoder_inputs(max_frames, dim, [3, 12], num_shots)
     batch = [frames, num_frames] + ([bounds] if num_shots else [])
     before = model.predict(batch, verbose=0)
     path = tmp_path / "dcgn.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
-    np.testing.assert_allclose(loaded.predict(batch, verbose=0), before,
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict(batch, verbose=0), before, rtol=1e-6, atol=1e-6
+    )
     assert len(loaded.weights) == len(model.weights)

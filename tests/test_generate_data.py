@@ -1,4 +1,5 @@
 """generate_data.py: record formats, determinism, and the planted structure."""
+
 import filecmp
 import glob
 import json
@@ -27,9 +28,14 @@ def dequantize(q):
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("synth"))
-    summary = gd.generate(out, num_train=COUNTS["train"],
-                          num_validate=COUNTS["validate"],
-                          num_test=COUNTS["test"], num_shards=2, seed=SEED)
+    summary = gd.generate(
+        out,
+        num_train=COUNTS["train"],
+        num_validate=COUNTS["validate"],
+        num_test=COUNTS["test"],
+        num_shards=2,
+        seed=SEED,
+    )
     return out, summary
 
 
@@ -38,35 +44,46 @@ def sparse_list(values):
 
 
 def read_frame_split(out, split):
-    context = {"id": tf.io.FixedLenFeature([], tf.string),
-               "labels": tf.io.VarLenFeature(tf.int64)}
-    sequence = {name: tf.io.FixedLenSequenceFeature([], tf.string)
-                for name in SIZES}
+    context = {
+        "id": tf.io.FixedLenFeature([], tf.string),
+        "labels": tf.io.VarLenFeature(tf.int64),
+    }
+    sequence = {name: tf.io.FixedLenSequenceFeature([], tf.string) for name in SIZES}
     videos = []
     pattern = os.path.join(out, "frame", split + "*.tfrecord")
     for path in sorted(glob.glob(pattern)):
         for record in tf.data.TFRecordDataset(path):
             ctx, seq = tf.io.parse_single_sequence_example(
-                record, context_features=context, sequence_features=sequence)
+                record, context_features=context, sequence_features=sequence
+            )
             raw = tf.train.SequenceExample.FromString(record.numpy())
             frames = {}
             for name, size in SIZES.items():
                 q = tf.io.decode_raw(seq[name], tf.uint8).numpy()
                 assert q.shape[1] == size
                 frames[name] = q
-            videos.append({
-                "id": ctx["id"].numpy().decode(),
-                "labels": sparse_list(ctx["labels"]),
-                "has_labels": "labels" in raw.context.feature,
-                "frames": frames})
+            videos.append(
+                {
+                    "id": ctx["id"].numpy().decode(),
+                    "labels": sparse_list(ctx["labels"]),
+                    "has_labels": "labels" in raw.context.feature,
+                    "frames": frames,
+                }
+            )
     return videos
 
 
 def read_video_split(out, split):
-    spec = {"id": tf.io.FixedLenFeature([], tf.string),
-            "labels": tf.io.VarLenFeature(tf.int64)}
-    spec.update({"mean_" + name: tf.io.FixedLenFeature([size], tf.float32)
-                 for name, size in SIZES.items()})
+    spec = {
+        "id": tf.io.FixedLenFeature([], tf.string),
+        "labels": tf.io.VarLenFeature(tf.int64),
+    }
+    spec.update(
+        {
+            "mean_" + name: tf.io.FixedLenFeature([size], tf.float32)
+            for name, size in SIZES.items()
+        }
+    )
     videos = {}
     pattern = os.path.join(out, "video", split + "*.tfrecord")
     for path in sorted(glob.glob(pattern)):
@@ -76,7 +93,8 @@ def read_video_split(out, split):
             videos[ex["id"].numpy().decode()] = {
                 "labels": sparse_list(ex["labels"]),
                 "has_labels": "labels" in raw.features.feature,
-                **{n: ex["mean_" + n].numpy() for n in SIZES}}
+                **{n: ex["mean_" + n].numpy() for n in SIZES},
+            }
     return videos
 
 
@@ -97,17 +115,19 @@ def rule_labels(rules, shots):
         elif r["kind"] == "order":
             a, b = ev
             pure = [s[0] for s in shots if len(s) == 1 and s[0] in (a, b)]
-            if a in pure and b in pure[pure.index(a):]:
+            if a in pure and b in pure[pure.index(a) :]:
                 labels.add(r["class"])
-            if (r["reverse_class"] is not None and b in pure
-                    and a in pure[pure.index(b):]):
+            if (
+                r["reverse_class"] is not None
+                and b in pure
+                and a in pure[pure.index(b) :]
+            ):
                 labels.add(r["reverse_class"])
         else:
             p, q = ev
             if any(len(s) == 2 and set(s) == {p, q} for s in shots):
                 labels.add(r["class"])
-            elif (r["reverse_class"] is not None and (p,) in shots
-                  and (q,) in shots):
+            elif r["reverse_class"] is not None and (p,) in shots and (q,) in shots:
                 labels.add(r["reverse_class"])
     return sorted(labels)
 
@@ -133,7 +153,8 @@ def test_frame_records_follow_the_schema(data):
                 assert len(set(v["labels"])) == len(v["labels"])
     assert len(ids) == sum(COUNTS.values())
     assert sorted(os.listdir(os.path.join(out, "frame"))) == sorted(
-        "%s%04d.tfrecord" % (s, i) for s in COUNTS for i in range(2))
+        "%s%04d.tfrecord" % (s, i) for s in COUNTS for i in range(2)
+    )
 
 
 def test_video_records_hold_the_mean_of_the_dequantised_frames(data):
@@ -166,24 +187,28 @@ def test_features_round_trip_through_quantisation_and_look_whitened():
 
 
 def test_same_seed_same_bytes_and_shards_do_not_change_videos(tmp_path):
-    kwargs = dict(num_train=4, num_validate=2, num_test=2, max_frames=80,
-                  feature_sizes=(32, 8))
+    kwargs = dict(
+        num_train=4, num_validate=2, num_test=2, max_frames=80, feature_sizes=(32, 8)
+    )
     gd.generate(str(tmp_path / "a"), num_shards=2, seed=5, **kwargs)
     gd.generate(str(tmp_path / "b"), num_shards=2, seed=5, **kwargs)
     gd.generate(str(tmp_path / "c"), num_shards=2, seed=6, **kwargs)
     gd.generate(str(tmp_path / "d"), num_shards=1, seed=5, **kwargs)
-    files = sorted(os.path.relpath(p, tmp_path / "a") for p in
-                   glob.glob(str(tmp_path / "a" / "*" / "*")))
+    files = sorted(
+        os.path.relpath(p, tmp_path / "a")
+        for p in glob.glob(str(tmp_path / "a" / "*" / "*"))
+    )
     assert len(files) == 15  # 2 levels x 3 splits x 2 shards, 3 truth files
     match, mismatch, errors = filecmp.cmpfiles(
-        tmp_path / "a", tmp_path / "b", files, shallow=False)
+        tmp_path / "a", tmp_path / "b", files, shallow=False
+    )
     assert not mismatch and not errors
     _, mismatch, _ = filecmp.cmpfiles(
-        tmp_path / "a", tmp_path / "c", files, shallow=False)
+        tmp_path / "a", tmp_path / "c", files, shallow=False
+    )
     assert "frame/train0000.tfrecord" in mismatch
     for split in COUNTS:
-        assert (read_truth(tmp_path / "a", split)
-                == read_truth(tmp_path / "d", split))
+        assert read_truth(tmp_path / "a", split) == read_truth(tmp_path / "d", split)
 
 
 def test_label_set_is_multilabel_and_covers_every_class():
@@ -217,8 +242,10 @@ def test_labels_follow_from_the_shot_sequence_seen_in_the_frames(data):
         truths = {t["id"]: t for t in read_truth(out, split)}
         for v in read_frame_split(out, split):
             truth = truths[v["id"]]
-            x = np.concatenate([dequantize(v["frames"]["rgb"]),
-                                dequantize(v["frames"]["audio"])], axis=1)
+            x = np.concatenate(
+                [dequantize(v["frames"]["rgb"]), dequantize(v["frames"]["audio"])],
+                axis=1,
+            )
             assert truth["num_frames"] == len(x)
             nearest = np.argmax(x @ world.prototypes.T, axis=1)
             decoded = []
@@ -250,8 +277,11 @@ def planted(world, kind, count, twin=None):
         plan = gd.plan_video(world, gd.video_rngs(11, "train", i)[0])
         for j, seg in enumerate(plan.segments):
             rule = world.rules[seg.rule] if seg.rule >= 0 else None
-            if (rule is not None and rule.kind == kind
-                    and (twin is None or (rule.other is not None) == twin)):
+            if (
+                rule is not None
+                and rule.kind == kind
+                and (twin is None or (rule.other is not None) == twin)
+            ):
                 found.append((plan, j, rule, i))
                 break
         if len(found) == count:
@@ -260,8 +290,9 @@ def planted(world, kind, count, twin=None):
 
 
 def mean_frame(world, plan, seed):
-    return gd.render(world, plan, np.random.default_rng(seed)).astype(
-        np.float64).mean(0)
+    return (
+        gd.render(world, plan, np.random.default_rng(seed)).astype(np.float64).mean(0)
+    )
 
 
 @pytest.mark.parametrize("twin", [True, False])
@@ -273,7 +304,8 @@ def test_reversing_the_shots_flips_order_classes_not_the_average(twin):
         rev = plan.reversed()
         after = set(gd.oracle_labels(world, rev.shots()))
         assert {c for c in before if kinds[c] != gd.ORDER} == {
-            c for c in after if kinds[c] != gd.ORDER}
+            c for c in after if kinds[c] != gd.ORDER
+        }
         if twin:
             assert len(before & set(rule.classes)) == 1
             assert (rule.positive in before) == (rule.other in after)
@@ -284,8 +316,9 @@ def test_reversing_the_shots_flips_order_classes_not_the_average(twin):
         for other in world.rules:
             if other.kind == gd.ORDER and other.other is not None:
                 assert (other.positive in before) == (other.other in after)
-        np.testing.assert_allclose(mean_frame(world, plan, i),
-                                   mean_frame(world, rev, i), atol=1e-6)
+        np.testing.assert_allclose(
+            mean_frame(world, plan, i), mean_frame(world, rev, i), atol=1e-6
+        )
 
 
 @pytest.mark.parametrize("twin", [True, False])
@@ -348,14 +381,15 @@ def test_shots_are_visible_to_a_cosine_kernel(data):
     truth = {t["id"]: t for t in read_truth(out, "validate")}
     within, across = [], []
     for v in read_frame_split(out, "validate"):
-        x = np.concatenate([dequantize(v["frames"]["rgb"]),
-                            dequantize(v["frames"]["audio"])], axis=1)
+        x = np.concatenate(
+            [dequantize(v["frames"]["rgb"]), dequantize(v["frames"]["audio"])], axis=1
+        )
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         cos = (x[1:] * x[:-1]).sum(1)
         shots = truth[v["id"]]["shots"]
         for start, end, events in shots:
             if len(events) == 1:
-                within.extend(cos[start:end - 1])
+                within.extend(cos[start : end - 1])
         across.extend(cos[s[0] - 1] for s in shots[1:])
     assert np.mean(within) > 0.5
     assert np.mean(across) < 0.15
@@ -372,8 +406,9 @@ def test_class_layout_scales_and_bad_arguments_are_refused(tmp_path):
     with pytest.raises(ValueError):
         gd.class_budget(3)
     with pytest.raises(ValueError):
-        gd.generate(str(tmp_path), num_train=1, feature_names=("rgb",),
-                    feature_sizes=(4, 4))
+        gd.generate(
+            str(tmp_path), num_train=1, feature_names=("rgb",), feature_sizes=(4, 4)
+        )
     with pytest.raises(ValueError):
         gd.generate(str(tmp_path), num_train=1, min_frames=10)
 
@@ -381,13 +416,25 @@ def test_class_layout_scales_and_bad_arguments_are_refused(tmp_path):
 def test_command_line(tmp_path):
     out = tmp_path / "cli"
     proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "generate_data.py"),
-         "--output_dir=%s" % out, "--num_train=3", "--num_validate=2",
-         "--num_test=1", "--num_shards=1", "--num_classes=12",
-         "--feature_names=visual,sound", "--feature_sizes=24,8",
-         "--max_frames=90", "--levels=frame"],
-        capture_output=True, text=True, timeout=120,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        [
+            sys.executable,
+            os.path.join(ROOT, "generate_data.py"),
+            "--output_dir=%s" % out,
+            "--num_train=3",
+            "--num_validate=2",
+            "--num_test=1",
+            "--num_shards=1",
+            "--num_classes=12",
+            "--feature_names=visual,sound",
+            "--feature_sizes=24,8",
+            "--max_frames=90",
+            "--levels=frame",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "ceiling" in proc.stdout and "train 3" in proc.stdout
     assert not (out / "video").exists()

@@ -24,6 +24,7 @@ TOL = 1e-6
 
 # ----------------------------------------------------------------- inputs
 
+
 def random_video(rng, n, dim=8):
     return rng.normal(size=(n, dim))
 
@@ -32,7 +33,11 @@ def structured_video(rng, lengths, dim=16, noise=0.05):
     """Piecewise-constant frames plus noise; returns (frames, planted bounds)."""
     centres = rng.normal(size=(len(lengths), dim))
     frames = np.concatenate(
-        [c + noise * rng.normal(size=(length, dim)) for c, length in zip(centres, lengths)])
+        [
+            c + noise * rng.normal(size=(length, dim))
+            for c, length in zip(centres, lengths)
+        ]
+    )
     return frames, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
 
 
@@ -45,8 +50,11 @@ def input_kinds(rng, n):
     kinds = {
         "random": random_video(rng, n),
         "structured": structured_video(
-            rng, np.diff(np.unique(np.concatenate(
-                [[0, n], rng.integers(1, n, size=3)]))) if n > 1 else [1])[0],
+            rng,
+            np.diff(np.unique(np.concatenate([[0, n], rng.integers(1, n, size=3)])))
+            if n > 1
+            else [1],
+        )[0],
         "constant": np.tile(rng.normal(size=(1, 5)), (n, 1)),
         "two_symbol": two_symbol_video(rng, n),
     }
@@ -54,6 +62,7 @@ def input_kinds(rng, n):
 
 
 # ------------------------------------------------------------ brute force
+
 
 def direct_scatter(frames, a, b):
     """Kernel scatter of frames [a, b) with the cosine kernel, from the frames."""
@@ -94,9 +103,12 @@ def direct_table(frames):
 
 # ------------------------------------------------- numpy: exact optimum
 
+
 @pytest.mark.parametrize("kind", ["random", "structured", "constant", "two_symbol"])
 def test_matches_brute_force(kind):
-    rng = np.random.default_rng(["random", "structured", "constant", "two_symbol"].index(kind))
+    rng = np.random.default_rng(
+        ["random", "structured", "constant", "two_symbol"].index(kind)
+    )
     checked_unique = 0
     for n in range(1, 13):
         frames = input_kinds(rng, n)[kind]
@@ -138,12 +150,15 @@ def test_tie_rule_is_lexicographic_not_last_boundary_first():
     # Smallest first split gives (2, 5); smallest last split would give (3, 4).
     frames = np.stack([a, b, a, c, a, b])
     table = kts.segment_costs(frames)
-    assert segmentation_cost(table, (0, 2, 5, 6)) == segmentation_cost(table, (0, 3, 4, 6))
+    assert segmentation_cost(table, (0, 2, 5, 6)) == segmentation_cost(
+        table, (0, 3, 4, 6)
+    )
     assert brute_force(table, 6, 3)[0] == segmentation_cost(table, (0, 2, 5, 6))
     assert abs(segmentation_cost(table, (0, 2, 5, 6)) - 7 / 3) < TOL
     np.testing.assert_array_equal(kts.shot_boundaries(frames, 3), [0, 2, 5, 6])
     np.testing.assert_array_equal(
-        kts_graph.shot_boundaries_tf(frames[None], [6], 3).numpy()[0], [0, 2, 5, 6])
+        kts_graph.shot_boundaries_tf(frames[None], [6], 3).numpy()[0], [0, 2, 5, 6]
+    )
 
 
 def test_short_and_empty_videos():
@@ -155,7 +170,9 @@ def test_short_and_empty_videos():
             expected = np.concatenate([np.arange(n + 1), np.full(m - n, n)])
             np.testing.assert_array_equal(got, expected)
             assert got.dtype == np.int32
-    np.testing.assert_array_equal(kts.shot_boundaries(np.zeros((0, 7)), 3), [0, 0, 0, 0])
+    np.testing.assert_array_equal(
+        kts.shot_boundaries(np.zeros((0, 7)), 3), [0, 0, 0, 0]
+    )
 
 
 def test_constant_and_zero_videos_layout():
@@ -172,12 +189,14 @@ def test_scale_invariance_and_zero_frames():
     rng = np.random.default_rng(2)
     frames, _ = structured_video(rng, [5, 7, 4, 9])
     scaled = frames * rng.uniform(0.1, 10.0, size=(len(frames), 1))
-    np.testing.assert_array_equal(kts.shot_boundaries(frames, 4),
-                                  kts.shot_boundaries(scaled, 4))
+    np.testing.assert_array_equal(
+        kts.shot_boundaries(frames, 4), kts.shot_boundaries(scaled, 4)
+    )
     # A zero frame normalises to zero; a run of them forms its own shot.
     with_zeros = np.concatenate([frames[:12], np.zeros((6, 16)), frames[12:]])
-    np.testing.assert_array_equal(kts.shot_boundaries(with_zeros, 5),
-                                  [0, 5, 12, 18, 22, 31])
+    np.testing.assert_array_equal(
+        kts.shot_boundaries(with_zeros, 5), [0, 5, 12, 18, 22, 31]
+    )
 
 
 def test_structured_recovers_planted_boundaries():
@@ -185,7 +204,9 @@ def test_structured_recovers_planted_boundaries():
     for _ in range(20):
         lengths = rng.integers(1, 25, size=rng.integers(2, 12))
         frames, planted = structured_video(rng, lengths, dim=32, noise=0.1)
-        np.testing.assert_array_equal(kts.shot_boundaries(frames, len(lengths)), planted)
+        np.testing.assert_array_equal(
+            kts.shot_boundaries(frames, len(lengths)), planted
+        )
 
 
 def test_batch_uses_only_real_frames():
@@ -202,6 +223,7 @@ def test_batch_uses_only_real_frames():
 
 
 # ---------------------------------------------------------- automatic mode
+
 
 def test_auto_finds_planted_number_of_shots():
     rng = np.random.default_rng(5)
@@ -226,8 +248,9 @@ def test_auto_small_penalty_trap_matches_objective():
         assert len(got) - 1 == expected_m
         np.testing.assert_array_equal(got, kts.shot_boundaries(frames, expected_m))
     # C = vmax / 2 = 0.5 on frames noisier than that: every frame its own shot.
-    np.testing.assert_array_equal(kts.auto_shot_boundaries(frames, penalty=0.5),
-                                  np.arange(n + 1))
+    np.testing.assert_array_equal(
+        kts.auto_shot_boundaries(frames, penalty=0.5), np.arange(n + 1)
+    )
     np.testing.assert_array_equal(kts.auto_shot_boundaries(frames, penalty=2.0), [0, n])
 
 
@@ -235,8 +258,10 @@ def test_auto_agrees_with_fixed_mode_costs():
     rng = np.random.default_rng(6)
     frames = rng.normal(size=(15, 5))
     table = kts.segment_costs(frames)
-    optimum = {m: segmentation_cost(table, kts.shot_boundaries(frames, m))
-               for m in range(1, 16)}
+    optimum = {
+        m: segmentation_cost(table, kts.shot_boundaries(frames, m))
+        for m in range(1, 16)
+    }
     for penalty in (0.0, 0.05, 0.2, 0.5):
         got = kts.auto_shot_boundaries(frames, penalty=penalty)
         m = len(got) - 1
@@ -249,6 +274,7 @@ def test_auto_agrees_with_fixed_mode_costs():
 
 # --------------------------------------------------------------- real data
 
+
 def _read_videos(paths, max_frames=300):
     videos = []
     for path in paths:
@@ -256,12 +282,17 @@ def _read_videos(paths, max_frames=300):
             context, lists = tf.io.parse_single_sequence_example(
                 record,
                 context_features={"id": tf.io.FixedLenFeature([], tf.string)},
-                sequence_features={name: tf.io.FixedLenSequenceFeature([], tf.string)
-                                   for name in ("rgb", "audio")})
+                sequence_features={
+                    name: tf.io.FixedLenSequenceFeature([], tf.string)
+                    for name in ("rgb", "audio")
+                },
+            )
             parts = []
             for name in ("rgb", "audio"):
                 raw = tf.io.decode_raw(lists[name], tf.uint8)[:max_frames]
-                parts.append(tf.cast(raw, tf.float32) * (4.0 / 255.0) + (4.0 / 512.0) - 2.0)
+                parts.append(
+                    tf.cast(raw, tf.float32) * (4.0 / 255.0) + (4.0 / 512.0) - 2.0
+                )
             videos.append(tf.concat(parts, axis=1).numpy())
     return videos
 
@@ -303,11 +334,16 @@ def test_real_data_boundaries_valid_and_locally_optimal(real_videos):
 
 # ---------------------------------------------------------- TensorFlow twin
 
+
 @functools.lru_cache(maxsize=None)
 def compiled(num_shots):
-    spec = [tf.TensorSpec([None, None, None], tf.float32), tf.TensorSpec([None], tf.int32)]
-    return tf.function(lambda v, n: kts_graph.shot_boundaries_tf(v, n, num_shots),
-                       input_signature=spec)
+    spec = [
+        tf.TensorSpec([None, None, None], tf.float32),
+        tf.TensorSpec([None], tf.int32),
+    ]
+    return tf.function(
+        lambda v, n: kts_graph.shot_boundaries_tf(v, n, num_shots), input_signature=spec
+    )
 
 
 def pad_batch(videos, length=None, rng=None):
@@ -317,7 +353,7 @@ def pad_batch(videos, length=None, rng=None):
     if rng is not None:  # garbage past num_frames must be ignored
         batch = rng.normal(size=batch.shape).astype(np.float32) * 50
     for b, v in enumerate(videos):
-        batch[b, :len(v)] = v
+        batch[b, : len(v)] = v
     return batch, np.array([len(v) for v in videos], np.int32)
 
 
@@ -336,7 +372,7 @@ def test_graph_equals_numpy_on_small_inputs():
     for n in (1, 2, 3, 5, 8, 12, 0):
         for frames in input_kinds(rng, n).values() if n else [np.zeros((0, 8))]:
             padded = np.zeros((n, 16), np.float32)
-            padded[:, :frames.shape[1]] = frames
+            padded[:, : frames.shape[1]] = frames
             videos.append(padded)
     videos.append(structured_video(rng, [3, 9, 1, 6], dim=16)[0])
     a, b = np.eye(16)[:2]
@@ -349,8 +385,9 @@ def test_graph_equals_numpy_on_small_inputs():
 
 def test_graph_equals_numpy_on_structured_and_constant():
     rng = np.random.default_rng(8)
-    videos = [structured_video(rng, rng.integers(1, 15, size=8), dim=24)[0]
-              for _ in range(4)]
+    videos = [
+        structured_video(rng, rng.integers(1, 15, size=8), dim=24)[0] for _ in range(4)
+    ]
     videos += [np.tile(rng.normal(size=(1, 24)), (40, 1)), np.zeros((30, 24))]
     videos = [v.astype(np.float32) for v in videos]
     expected = assert_graph_equals_numpy(videos, 8, rng)
@@ -370,11 +407,14 @@ def test_graph_equals_numpy_on_real_data(real_videos):
 
 def test_graph_traces_with_unknown_batch_and_static_length():
     fn = tf.function(lambda v, n: kts_graph.shot_boundaries_tf(v, n, 4))
-    concrete = fn.get_concrete_function(tf.TensorSpec([None, 10, 3], tf.float32),
-                                        tf.TensorSpec([None], tf.int64))
+    concrete = fn.get_concrete_function(
+        tf.TensorSpec([None, 10, 3], tf.float32), tf.TensorSpec([None], tf.int64)
+    )
     assert concrete.structured_outputs.shape.as_list() == [None, 5]
     rng = np.random.default_rng(10)
     videos = rng.normal(size=(3, 10, 3)).astype(np.float32)
     lengths = np.array([10, 4, 12])  # 12 is clipped to 10
-    np.testing.assert_array_equal(concrete(tf.constant(videos), tf.constant(lengths)).numpy(),
-                                  kts.batch_shot_boundaries(videos, lengths, 4))
+    np.testing.assert_array_equal(
+        concrete(tf.constant(videos), tf.constant(lengths)).numpy(),
+        kts.batch_shot_boundaries(videos, lengths, 4),
+    )

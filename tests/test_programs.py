@@ -22,141 +22,196 @@ TOP_K = 20
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-  directory = tmp_path_factory.mktemp("data")
-  generate_data.generate(str(directory), num_train=64, num_validate=24,
-                         num_test=20, num_shards=2, num_classes=NUM_CLASSES,
-                         min_frames=18, max_frames=40,
-                         feature_sizes=(8, 4), write_truth=False, seed=3)
-  return directory
+    directory = tmp_path_factory.mktemp("data")
+    generate_data.generate(
+        str(directory),
+        num_train=64,
+        num_validate=24,
+        num_test=20,
+        num_shards=2,
+        num_classes=NUM_CLASSES,
+        min_frames=18,
+        max_frames=40,
+        feature_sizes=(8, 4),
+        write_truth=False,
+        seed=3,
+    )
+    return directory
 
 
 def run_program(program, *args, check=True):
-  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-  result = subprocess.run([sys.executable, os.path.join(ROOT, program),
-                           *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=600)
-  if check and result.returncode != 0:
-    raise AssertionError(f"{program} failed:\n{result.stdout}\n"
-                         f"{result.stderr[-3000:]}")
-  return result
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, program), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{program} failed:\n{result.stdout}\n{result.stderr[-3000:]}"
+        )
+    return result
 
 
-def train_args(data_dir, train_dir, model="FrameLevelLogisticModel",
-               *extra):
-  return [f"--train_dir={train_dir}", "--frame_features", f"--model={model}",
-          f"--train_data_pattern={data_dir}/frame/train*.tfrecord",
-          f"--feature_sizes={FEATURE_SIZES}", "--max_frames=40",
-          f"--num_classes={NUM_CLASSES}", "--batch_size=8",
-          "--base_learning_rate=0.01", "--log_steps=2", *extra]
+def train_args(data_dir, train_dir, model="FrameLevelLogisticModel", *extra):
+    return [
+        f"--train_dir={train_dir}",
+        "--frame_features",
+        f"--model={model}",
+        f"--train_data_pattern={data_dir}/frame/train*.tfrecord",
+        f"--feature_sizes={FEATURE_SIZES}",
+        "--max_frames=40",
+        f"--num_classes={NUM_CLASSES}",
+        "--batch_size=8",
+        "--base_learning_rate=0.01",
+        "--log_steps=2",
+        *extra,
+    ]
 
 
 def read_submission(path):
-  with open(path, newline="") as f:
-    rows = list(csv.reader(f))
-  assert rows[0] == ["VideoId", "LabelConfidencePairs"]
-  parsed = {}
-  for video_id, pairs in rows[1:]:
-    fields = pairs.split()
-    classes = [int(c) for c in fields[0::2]]
-    scores = [float(s) for s in fields[1::2]]
-    parsed[video_id] = (classes, scores)
-  return parsed
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["VideoId", "LabelConfidencePairs"]
+    parsed = {}
+    for video_id, pairs in rows[1:]:
+        fields = pairs.split()
+        classes = [int(c) for c in fields[0::2]]
+        scores = [float(s) for s in fields[1::2]]
+        parsed[video_id] = (classes, scores)
+    return parsed
 
 
 def test_train_eval_inference_end_to_end(data_dir, tmp_path):
-  train_dir = tmp_path / "run"
-  out = run_program("train.py", *train_args(data_dir, train_dir,
-                                            "FrameLevelLogisticModel",
-                                            "--max_steps=6"))
-  assert "training step 6" in out.stdout
-  assert tf.train.latest_checkpoint(str(train_dir)).endswith("ckpt-6")
-  config = json.loads((train_dir / "model_config.json").read_text())
-  assert config["model"] == "FrameLevelLogisticModel"
-  assert config["feature_sizes"] == [8, 4]
-  summary = json.loads((train_dir / "training_summary.json").read_text())
-  assert summary["steps"] == 6 and summary["examples_per_second"] > 0
+    train_dir = tmp_path / "run"
+    out = run_program(
+        "train.py",
+        *train_args(data_dir, train_dir, "FrameLevelLogisticModel", "--max_steps=6"),
+    )
+    assert "training step 6" in out.stdout
+    assert tf.train.latest_checkpoint(str(train_dir)).endswith("ckpt-6")
+    config = json.loads((train_dir / "model_config.json").read_text())
+    assert config["model"] == "FrameLevelLogisticModel"
+    assert config["feature_sizes"] == [8, 4]
+    summary = json.loads((train_dir / "training_summary.json").read_text())
+    assert summary["steps"] == 6 and summary["examples_per_second"] > 0
 
-  results_file = tmp_path / "eval.json"
-  out = run_program("eval.py", f"--train_dir={train_dir}", "--run_once",
-                    f"--eval_data_pattern={data_dir}/frame/validate*",
-                    "--batch_size=10", f"--eval_results_file={results_file}")
-  results = json.loads(results_file.read_text())
-  assert results["num_examples"] == 24 and results["step"] == 6
-  assert set(results) >= {"gap", "hit_at_one", "perr", "map", "loss"}
-  assert f"GAP: {results['gap']:.3f}" in out.stdout
-  assert "Avg_Hit@1" in out.stdout and "Avg_Loss" in out.stdout
+    results_file = tmp_path / "eval.json"
+    out = run_program(
+        "eval.py",
+        f"--train_dir={train_dir}",
+        "--run_once",
+        f"--eval_data_pattern={data_dir}/frame/validate*",
+        "--batch_size=10",
+        f"--eval_results_file={results_file}",
+    )
+    results = json.loads(results_file.read_text())
+    assert results["num_examples"] == 24 and results["step"] == 6
+    assert set(results) >= {"gap", "hit_at_one", "perr", "map", "loss"}
+    assert f"GAP: {results['gap']:.3f}" in out.stdout
+    assert "Avg_Hit@1" in out.stdout and "Avg_Loss" in out.stdout
 
-  submission = tmp_path / "sub.csv"
-  run_program("inference.py", f"--train_dir={train_dir}",
-              f"--input_data_pattern={data_dir}/frame/test*",
-              f"--output_file={submission}", "--batch_size=7")
-  rows = read_submission(submission)
-  assert len(rows) == 20
-  assert all(video_id.startswith("g") for video_id in rows)
-  for classes, scores in rows.values():
-    assert len(classes) == TOP_K == len(set(classes))
-    assert scores == sorted(scores, reverse=True)
+    submission = tmp_path / "sub.csv"
+    run_program(
+        "inference.py",
+        f"--train_dir={train_dir}",
+        f"--input_data_pattern={data_dir}/frame/test*",
+        f"--output_file={submission}",
+        "--batch_size=7",
+    )
+    rows = read_submission(submission)
+    assert len(rows) == 20
+    assert all(video_id.startswith("g") for video_id in rows)
+    for classes, scores in rows.values():
+        assert len(classes) == TOP_K == len(set(classes))
+        assert scores == sorted(scores, reverse=True)
 
-  # The exported SavedModel gives the same CSV from raw records.
-  exported = tmp_path / "sub_exported.csv"
-  run_program("inference.py",
-              f"--saved_model_dir={train_dir}/export/step_6",
-              f"--input_data_pattern={data_dir}/frame/test*",
-              f"--output_file={exported}", "--batch_size=7")
-  exported_rows = read_submission(exported)
-  assert exported_rows.keys() == rows.keys()
-  for video_id, (classes, scores) in rows.items():
-    np.testing.assert_allclose(exported_rows[video_id][1], scores, atol=1e-5)
+    # The exported SavedModel gives the same CSV from raw records.
+    exported = tmp_path / "sub_exported.csv"
+    run_program(
+        "inference.py",
+        f"--saved_model_dir={train_dir}/export/step_6",
+        f"--input_data_pattern={data_dir}/frame/test*",
+        f"--output_file={exported}",
+        "--batch_size=7",
+    )
+    exported_rows = read_submission(exported)
+    assert exported_rows.keys() == rows.keys()
+    for video_id, (classes, scores) in rows.items():
+        np.testing.assert_allclose(exported_rows[video_id][1], scores, atol=1e-5)
 
 
 def test_killed_training_resumes_from_its_last_checkpoint(data_dir, tmp_path):
-  train_dir = tmp_path / "run"
-  args = train_args(data_dir, train_dir, "FrameLevelLogisticModel",
-                    "--save_checkpoint_steps=5", "--num_epochs=1000")
-  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-  process = subprocess.Popen([sys.executable, "train.py", *args], cwd=ROOT,
-                             env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-  deadline = time.time() + 300
-  try:
-    while time.time() < deadline:
-      latest = tf.train.latest_checkpoint(str(train_dir))
-      if latest and int(latest.rsplit("-", 1)[1]) >= 10:
-        break
-      time.sleep(0.2)
-  finally:
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-  killed_at = int(tf.train.latest_checkpoint(str(train_dir)).rsplit("-", 1)[1])
-  assert killed_at >= 10
+    train_dir = tmp_path / "run"
+    args = train_args(
+        data_dir,
+        train_dir,
+        "FrameLevelLogisticModel",
+        "--save_checkpoint_steps=5",
+        "--num_epochs=1000",
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(
+        [sys.executable, "train.py", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline:
+            latest = tf.train.latest_checkpoint(str(train_dir))
+            if latest and int(latest.rsplit("-", 1)[1]) >= 10:
+                break
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    killed_at = int(tf.train.latest_checkpoint(str(train_dir)).rsplit("-", 1)[1])
+    assert killed_at >= 10
 
-  out = run_program("train.py", *train_args(
-      data_dir, train_dir, "FrameLevelLogisticModel",
-      f"--max_steps={killed_at + 4}", "--save_checkpoint_steps=5"))
-  assert f"resuming from" in out.stdout
-  assert f"at step {killed_at}" in out.stdout
-  assert tf.train.latest_checkpoint(str(train_dir)).endswith(
-      f"ckpt-{killed_at + 4}")
+    out = run_program(
+        "train.py",
+        *train_args(
+            data_dir,
+            train_dir,
+            "FrameLevelLogisticModel",
+            f"--max_steps={killed_at + 4}",
+            "--save_checkpoint_steps=5",
+        ),
+    )
+    assert f"resuming from" in out.stdout
+    assert f"at step {killed_at}" in out.stdout
+    assert tf.train.latest_checkpoint(str(train_dir)).endswith(f"ckpt-{killed_at + 4}")
 
 
 def test_a_train_dir_of_another_model_is_refused(data_dir, tmp_path):
-  train_dir = tmp_path / "run"
-  run_program("train.py", *train_args(data_dir, train_dir,
-                                      "FrameLevelLogisticModel",
-                                      "--max_steps=1"))
-  result = run_program("train.py", *train_args(data_dir, train_dir,
-                                               "DbofModel", "--max_steps=1"),
-                       check=False)
-  assert result.returncode == 1
-  assert "other settings" in result.stderr and "model" in result.stderr
-  assert "Traceback" not in result.stderr
+    train_dir = tmp_path / "run"
+    run_program(
+        "train.py",
+        *train_args(data_dir, train_dir, "FrameLevelLogisticModel", "--max_steps=1"),
+    )
+    result = run_program(
+        "train.py",
+        *train_args(data_dir, train_dir, "DbofModel", "--max_steps=1"),
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "other settings" in result.stderr and "model" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_bad_flags_get_clear_errors(data_dir, tmp_path):
-  result = run_program("train.py", *train_args(data_dir, tmp_path / "a",
-                                               "NoSuchModel"), check=False)
-  assert result.returncode == 1 and "LstmModel" in result.stderr
-  result = run_program("train.py", *train_args(
-      tmp_path / "nothing", tmp_path / "b"), check=False)
-  assert result.returncode == 1 and "nothing" in result.stderr
-  assert "Traceback" not in result.stderr
+    result = run_program(
+        "train.py", *train_args(data_dir, tmp_path / "a", "NoSuchModel"), check=False
+    )
+    assert result.returncode == 1 and "LstmModel" in result.stderr
+    result = run_program(
+        "train.py", *train_args(tmp_path / "nothing", tmp_path / "b"), check=False
+    )
+    assert result.returncode == 1 and "nothing" in result.stderr
+    assert "Traceback" not in result.stderr
