@@ -35,6 +35,12 @@ flags.DEFINE_bool(
     "Skip data files that fail to read (with a warning that "
     "counts them) instead of stopping.",
 )
+flags.DEFINE_bool(
+    "dequantize_in_model",
+    False,
+    "Ship uint8 frames from the input pipeline and dequantise them inside "
+    "the compiled step: a quarter of the host-to-device traffic, same results.",
+)
 
 MODEL_CONFIG_FILE = "model_config.json"
 EXPORT_DIR = "export"
@@ -48,6 +54,8 @@ def run(main):
     """absl's app.run for our programs: clear one-line errors, exit status 1."""
 
     def guarded(argv):
+        # TensorFlow's own INFO lines (saver, tracing) drown our progress lines.
+        tf.get_logger().setLevel("WARNING")
         try:
             main(argv)
         except (UsageError, readers.ReaderError, ValueError) as error:
@@ -229,6 +237,7 @@ def make_reader(config):
         feature_sizes=config["feature_sizes"],
         max_frames=config["max_frames"],
         skip_corrupt_files=flags.FLAGS.skip_corrupt_files,
+        dequantize=not flags.FLAGS.dequantize_in_model,
     )
 
 
@@ -253,6 +262,24 @@ def checkpoint_step(checkpoint_path):
 
 
 # ------------------------------------------------------ prediction, metrics
+
+
+def explained_batches(dataset, data_pattern):
+    """Iterates `dataset`; a TensorFlow error while reading becomes a
+    ReaderError that names the file or record (readers.explain_data_error).
+
+    Only the reading is guarded: errors of the model's own step keep their
+    TensorFlow message.
+    """
+    iterator = iter(dataset)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except tf.errors.OpError as error:
+            raise readers.explain_data_error(error, data_pattern) from None
+        yield batch
 
 
 def predict_batches(model, dataset):

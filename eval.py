@@ -36,8 +36,11 @@ flags.DEFINE_integer(
 
 def evaluate_checkpoint(model, reader, checkpoint_path):
     common.restore(model, checkpoint_path)
-    dataset = reader.dataset(
-        FLAGS.eval_data_pattern, FLAGS.batch_size, num_shots=model.num_shots
+    dataset = common.explained_batches(
+        reader.dataset(
+            FLAGS.eval_data_pattern, FLAGS.batch_size, num_shots=model.num_shots
+        ),
+        FLAGS.eval_data_pattern,
     )
     metrics = common.evaluate(model, dataset, FLAGS.label_loss, FLAGS.top_k)
     metrics["step"] = common.checkpoint_step(checkpoint_path)

@@ -52,8 +52,11 @@ def checkpoint_predictions():
         raise common.UsageError(f"no checkpoint in {FLAGS.train_dir}.")
     model = common.restore(common.build_model(config), latest)
     reader = common.make_reader(config)
-    dataset = reader.dataset(
-        FLAGS.input_data_pattern, FLAGS.batch_size, num_shots=model.num_shots
+    dataset = common.explained_batches(
+        reader.dataset(
+            FLAGS.input_data_pattern, FLAGS.batch_size, num_shots=model.num_shots
+        ),
+        FLAGS.input_data_pattern,
     )
     for batch, predictions in common.predict_batches(model, dataset):
         yield batch["video_ids"], predictions
@@ -63,8 +66,12 @@ def saved_model_predictions():
     serve = tf.saved_model.load(FLAGS.saved_model_dir).signatures["serving_default"]
     files = readers.match_files(FLAGS.input_data_pattern)
     records = tf.data.TFRecordDataset(files).batch(FLAGS.batch_size)
-    for serialized in records:
-        outputs = serve(serialized=serialized)
+    for serialized in common.explained_batches(records, FLAGS.input_data_pattern):
+        try:
+            outputs = serve(serialized=serialized)
+        except tf.errors.InvalidArgumentError as error:
+            # The signature parses the records: its errors are the reader's.
+            raise readers.explain_data_error(error, FLAGS.input_data_pattern) from None
         yield outputs["video_ids"].numpy(), outputs["predictions"].numpy()
 
 

@@ -25,6 +25,11 @@ missing feature, wrong feature size). What only the full read can find (a
 label >= num_classes in a later record, a corrupt file) raises a TensorFlow
 error during iteration; `explain_data_error` turns it into a ReaderError that
 names the record or the file.
+
+Records that would train on nothing are refused by name, never dropped or
+passed on silently: a video-level record with a NaN or infinite feature value
+(the loss and then every weight would become NaN), and a frame-level video
+without frames (num_frames 0, also when one feature's list is missing).
 """
 
 import os
@@ -40,6 +45,8 @@ _SHOTS_KEY = "shot_boundaries"
 # Tag carried by the in-graph label check, so explain_data_error knows it.
 _LABEL_ERROR_TAG = "YT8M_LABEL_OUT_OF_RANGE"
 _FRAME_SIZE_ERROR_TAG = "YT8M_FRAME_FEATURE_SIZE"
+_NO_FRAMES_ERROR_TAG = "YT8M_NO_FRAMES"
+_NOT_FINITE_ERROR_TAG = "YT8M_NOT_FINITE"
 _PATTERN_HINT = (
     "the data pattern flag (--train_data_pattern, "
     "--eval_data_pattern or --input_data_pattern)"
@@ -207,7 +214,8 @@ def _first_record(files, skip_corrupt):
             raise ReaderError(
                 f"The TFRecord file {path} is corrupt or truncated "
                 f"({exc.message.strip()}). Download it again, remove it from the "
-                "data pattern, or pass skip_corrupt_files=True to skip such files."
+                "data pattern, or pass --skip_corrupt_files (skip_corrupt_files=True) "
+                "to skip such files."
             ) from exc
     raise ReaderError(
         f"The {len(files)} file(s) matching the data pattern hold no records "
@@ -389,14 +397,15 @@ class _BaseReader:
                 file_ds = file_ds.shuffle(
                     len(files), seed=seed, reshuffle_each_iteration=True
                 )
-                file_ds = file_ds.repeat(num_epochs)
                 records = file_ds.interleave(
                     per_file,
                     cycle_length=max(1, min(num_readers, len(files))),
                     num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=False,
                 )
-                records = records.shuffle(shuffle_buffer, seed=seed)
+                # Repeating after the shuffle keeps epochs whole: each record
+                # once per epoch, files and records reshuffled every epoch.
+                records = records.shuffle(shuffle_buffer, seed=seed).repeat(num_epochs)
             batches = records.batch(batch_size, drop_remainder=True)
         else:
             # Sequential and in order: the byte read is ~20x faster than parsing,
@@ -590,6 +599,21 @@ class YT8MFrameFeatureReader(_BaseReader):
             n = tf.cast(tf.minimum(lengths[name], max_frames), tf.int32)
             num_frames = n if num_frames is None else tf.minimum(num_frames, n)
 
+        # A video without frames (or without any frame of one feature) has
+        # nothing to learn from or predict with: reject it by name rather
+        # than train on padding.
+        empty = tf.equal(num_frames, 0)
+        checks.append(
+            tf.debugging.Assert(
+                tf.logical_not(tf.reduce_any(empty)),
+                [
+                    f"{_NO_FRAMES_ERROR_TAG}: no frames (of at least one of "
+                    f"the features {', '.join(self.feature_names)}) in record id(s)",
+                    tf.boolean_mask(video_ids, empty),
+                ],
+                summarize=10,
+            )
+        )
         with tf.control_dependencies(checks):
             video = parts[0] if len(parts) == 1 else tf.concat(parts, axis=2)
         pad = max_frames - tf.shape(video)[1]
@@ -726,7 +750,20 @@ class YT8MAggregatedFeatureReader(_BaseReader):
         parsed = tf.io.parse_example(serialized, features=features)
         video_ids = self._parse_ids(parsed, id_key)
         video = tf.concat([parsed[k] for k in keys], axis=1)
-        video = tf.ensure_shape(video, [None, self.feature_dim])
+        # NaN or infinite features would turn the loss and then every weight
+        # into NaN: reject the records by name instead.
+        not_finite = tf.logical_not(tf.reduce_all(tf.math.is_finite(video), axis=1))
+        check = tf.debugging.Assert(
+            tf.logical_not(tf.reduce_any(not_finite)),
+            [
+                f"{_NOT_FINITE_ERROR_TAG}: NaN or infinite feature values in "
+                "record id(s)",
+                tf.boolean_mask(video_ids, not_finite),
+            ],
+            summarize=10,
+        )
+        with tf.control_dependencies([check]):
+            video = tf.ensure_shape(video, [None, self.feature_dim])
         return {
             "video_ids": video_ids,
             "video_matrix": video,
@@ -812,12 +849,23 @@ def explain_data_error(exc, data_pattern):
             f"Corrupt or truncated TFRecord file(s) in the data pattern "
             f"{data_pattern!r}: {names}. TensorFlow said: {message.strip()}. "
             "Download them again, remove them from the data pattern, or pass "
-            "skip_corrupt_files=True to skip them."
+            "--skip_corrupt_files (skip_corrupt_files=True) to skip them."
         )
     if _LABEL_ERROR_TAG in message:
         return ReaderError(
             f"In the data pattern {data_pattern!r}: "
             f"{_assert_detail(message, _LABEL_ERROR_TAG)}"
+        )
+    if _NO_FRAMES_ERROR_TAG in message or _NOT_FINITE_ERROR_TAG in message:
+        tag = (
+            _NO_FRAMES_ERROR_TAG
+            if _NO_FRAMES_ERROR_TAG in message
+            else (_NOT_FINITE_ERROR_TAG)
+        )
+        return ReaderError(
+            f"In the data pattern {data_pattern!r}: "
+            f"{_assert_detail(message, tag)}. Remove these records from the "
+            "data, or fix the program that wrote them."
         )
     if _FRAME_SIZE_ERROR_TAG in message:
         return ReaderError(

@@ -134,10 +134,30 @@ def make_optimizer(global_batch_size):
             f"--optimizer={name!r} is not a Keras optimizer; try adam, sgd, "
             "rmsprop, adagrad or adamw."
         ) from None
-    clip = (
-        {"clipnorm": FLAGS.clip_gradient_norm} if FLAGS.clip_gradient_norm > 0 else {}
+    # No clipnorm here: Keras clips each replica's share of the gradient
+    # before summing them; replica_step clips the sum instead.
+    return optimizer_class(learning_rate=schedule)
+
+
+def clip_summed_gradients(gradients, clip_norm):
+    """Each replica's share of the gradients, scaled as clipping their sum.
+
+    Clips every gradient (per variable, like Keras' clipnorm) by the norm of
+    its sum over the replicas, so training with several replicas or workers
+    clips exactly as one process with the same global batch.
+    """
+    context = tf.distribute.get_replica_context()
+    summed = iter(
+        context.all_reduce(
+            tf.distribute.ReduceOp.SUM, [g for g in gradients if g is not None]
+        )
     )
-    return optimizer_class(learning_rate=schedule, **clip)
+    return [
+        None
+        if gradient is None
+        else gradient * clip_norm / tf.maximum(tf.norm(next(summed)), clip_norm)
+        for gradient in gradients
+    ]
 
 
 def format_duration(seconds):
@@ -180,7 +200,10 @@ class Trainer:
 
     def restore(self):
         """Resumes from the last checkpoint; returns its path or None."""
-        latest = self.manager.latest_checkpoint
+        # Every worker resumes from the chief's checkpoint in the (shared)
+        # train_dir: the other workers' copies are scratch, deleted at the end,
+        # and may lag the chief's by a save if a worker was killed.
+        latest = tf.train.latest_checkpoint(self.train_dir)
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
         return latest
@@ -202,6 +225,7 @@ class Trainer:
     def make_train_step(self):
         model, optimizer, loss_fn = self.model, self.optimizer, self.loss_fn
         global_batch_size = self.global_batch_size
+        clip_norm = FLAGS.clip_gradient_norm
 
         def replica_step(batch):
             with tf.GradientTape() as tape:
@@ -217,6 +241,8 @@ class Trainer:
                         * tf.nn.scale_regularization_loss(tf.add_n(model.losses))
                     )
             gradients = tape.gradient(total, model.trainable_variables)
+            if clip_norm > 0:
+                gradients = clip_summed_gradients(gradients, clip_norm)
             optimizer.apply_gradients(zip(gradients, model.trainable_variables))
             return loss, predictions, batch["labels"]
 
@@ -255,7 +281,9 @@ class Trainer:
         last_log_step = start_step
         loss = float("nan")
         first_step_time = None
-        for batch in self.dataset(reader):
+        for batch in common.explained_batches(
+            self.dataset(reader), FLAGS.train_data_pattern
+        ):
             if FLAGS.max_steps is not None and self.step >= FLAGS.max_steps:
                 break
             loss, predictions, labels = train_step(batch)

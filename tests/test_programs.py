@@ -109,6 +109,19 @@ def test_train_eval_inference_end_to_end(data_dir, tmp_path):
         f"--eval_results_file={results_file}",
     )
     results = json.loads(results_file.read_text())
+    uint8_file = tmp_path / "eval_uint8.json"
+    run_program(
+        "eval.py",
+        f"--train_dir={train_dir}",
+        "--run_once",
+        f"--eval_data_pattern={data_dir}/frame/validate*",
+        "--batch_size=10",
+        f"--eval_results_file={uint8_file}",
+        "--dequantize_in_model",
+    )
+    uint8_results = json.loads(uint8_file.read_text())
+    for key in ("gap", "hit_at_one", "perr", "map", "loss"):
+        assert abs(uint8_results[key] - results[key]) < 1e-5, key
     assert results["num_examples"] == 24 and results["step"] == 6
     assert set(results) >= {"gap", "hit_at_one", "perr", "map", "loss"}
     assert f"GAP: {results['gap']:.3f}" in out.stdout
