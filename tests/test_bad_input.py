@@ -12,15 +12,12 @@ own case's result.
 import concurrent.futures
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import generate_data
-from test_programs import ROOT, run_program
+from program_testing import run_program, write_tiny_data
 
 NUM_CLASSES = 40
 FRAME_FLAGS = [
@@ -105,18 +102,12 @@ def write_records(path, records):
 def make_cases(root):
     """{name: (program, args, expected substrings of stderr)}; writes the data."""
     data = root / "data"
-    generate_data.generate(
-        str(data),
+    write_tiny_data(
+        data,
+        seed=7,
         num_train=16,
         num_validate=8,
         num_test=0,
-        num_shards=2,
-        num_classes=NUM_CLASSES,
-        min_frames=18,
-        max_frames=40,
-        feature_sizes=(8, 4),
-        write_truth=False,
-        seed=7,
     )
     frames = f"{data}/frame/train*.tfrecord"
     trained = root / "trained"

@@ -106,7 +106,7 @@ def test_training_killed_ten_times_resumes_and_completes(data_dir, tmp_path):
 
     out = run_program("train.py", *args)
     if steps[-1] < MAX_STEPS:
-        assert f"resuming from" in out.stdout
+        assert "resuming from" in out.stdout
     assert check_checkpoint(train_dir) == MAX_STEPS
     assert (train_dir / "export" / f"step_{MAX_STEPS}" / "saved_model.pb").exists()
     out = run_program(

@@ -25,8 +25,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import generate_data
-from test_programs import ROOT, run_program
+from program_testing import ROOT, run_program, write_tiny_data
 
 NUM_CLASSES = 10
 RECORDS_PER_FILE = 32
@@ -35,20 +34,15 @@ RECORDS_PER_FILE = 32
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("data")
-    generate_data.generate(
-        str(directory),
+    write_tiny_data(
+        directory,
+        seed=5,
         num_train=2 * RECORDS_PER_FILE,
         num_validate=0,
         num_test=0,
-        num_shards=2,
         num_classes=NUM_CLASSES,
         num_distractor_events=4,
-        min_frames=18,
-        max_frames=40,
-        feature_sizes=(8, 4),
         levels=("video",),
-        write_truth=False,
-        seed=5,
     )
     return directory
 

@@ -12,10 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import generate_data
+from program_testing import FEATURE_SIZES, ROOT, run_program, write_tiny_data
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FEATURE_SIZES = "8,4"
 NUM_CLASSES = 40
 TOP_K = 20
 
@@ -23,37 +21,14 @@ TOP_K = 20
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("data")
-    generate_data.generate(
-        str(directory),
+    write_tiny_data(
+        directory,
+        seed=3,
         num_train=64,
         num_validate=24,
         num_test=20,
-        num_shards=2,
-        num_classes=NUM_CLASSES,
-        min_frames=18,
-        max_frames=40,
-        feature_sizes=(8, 4),
-        write_truth=False,
-        seed=3,
     )
     return directory
-
-
-def run_program(program, *args, check=True):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, program), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=600,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"{program} failed:\n{result.stdout}\n{result.stderr[-3000:]}"
-        )
-    return result
 
 
 def train_args(data_dir, train_dir, model="FrameLevelLogisticModel", *extra):
@@ -197,7 +172,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(data_dir, tmp_path):
             "--save_checkpoint_steps=5",
         ),
     )
-    assert f"resuming from" in out.stdout
+    assert "resuming from" in out.stdout
     assert f"at step {killed_at}" in out.stdout
     assert tf.train.latest_checkpoint(str(train_dir)).endswith(f"ckpt-{killed_at + 4}")
 

@@ -18,9 +18,8 @@ import pytest
 import tensorflow as tf
 
 import common
-import generate_data
 import readers
-from test_programs import ROOT
+from program_testing import write_tiny_data
 
 NUM_CLASSES = 12
 TOP_K = 5
@@ -94,19 +93,14 @@ json.dump(report, open(sys.argv[2], "w"))
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("data")
-    generate_data.generate(
-        str(directory),
+    write_tiny_data(
+        directory,
+        seed=11,
         num_train=0,
         num_validate=0,
         num_test=9,
-        num_shards=2,
         num_classes=NUM_CLASSES,
         num_distractor_events=4,
-        min_frames=18,
-        max_frames=40,
-        feature_sizes=(8, 4),
-        write_truth=False,
-        seed=11,
     )
     return directory
 
