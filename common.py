@@ -245,14 +245,25 @@ def make_reader(config):
 
 
 def make_checkpoint(model, optimizer=None):
+    """The tf.train.Checkpoint of a model (and its optimizer, when training).
+
+    The model's variables are tracked by their position in model.variables
+    (fixed by the model's code), not through the model object: Keras 3 hides
+    layers kept in Python lists (LstmModel's layers, DCGN's levels) from
+    tf.train.Checkpoint's object graph, so they would silently not restore,
+    and auto-generated layer names differ between processes.
+    """
+    variables = {f"{index:05d}": v for index, v in enumerate(model.variables)}
     if optimizer is None:
-        return tf.train.Checkpoint(model=model)
-    return tf.train.Checkpoint(model=model, optimizer=optimizer)
+        return tf.train.Checkpoint(model_variables=variables)
+    return tf.train.Checkpoint(model_variables=variables, optimizer=optimizer)
 
 
 def restore(model, checkpoint_path):
     """Loads the model's weights from a training checkpoint (model built)."""
-    make_checkpoint(model).restore(checkpoint_path).expect_partial()
+    status = make_checkpoint(model).restore(checkpoint_path)
+    # Every model variable must get a value; the optimizer's may stay behind.
+    status.expect_partial().assert_existing_objects_matched()
     return model
 
 

@@ -117,7 +117,7 @@ def weights(checkpoint_path):
     return {
         name: reader.get_tensor(name)
         for name in reader.get_variable_to_shape_map()
-        if name.startswith("model/") and "OPTIMIZER_SLOT" not in name
+        if name.startswith("model_variables/") and "OPTIMIZER_SLOT" not in name
     }
 
 
