@@ -18,9 +18,11 @@ def _rng(seed=0):
     return np.random.default_rng(seed)
 
 
-def _np_adjacency(p, mask):
+def _np_adjacency(p, mask, centre=False):
     """Reference for eq. 1 clamped at zero, self-loop 1, normalised (eq. 7)."""
     p = np.where(mask[:, None], p, 0.0).astype(np.float64)
+    if centre and mask.any():
+        p = np.where(mask[:, None], p - p[mask].mean(0), 0.0)
     norm = np.linalg.norm(p, axis=1, keepdims=True)
     unit = np.divide(p, norm, out=np.zeros_like(p), where=norm > 1e-6)
     a = np.clip(unit @ unit.T, 0.0, 1.0)
@@ -31,8 +33,16 @@ def _np_adjacency(p, mask):
     return a * np.outer(inv, inv)
 
 
-def _np_level(h, mask, kernel_weights, bias, p):
-    """Reference DCGN level given the pooled nodes p: relu(A_hat c + b)."""
+def _np_layer_norm(x, gamma, beta, epsilon=1e-3):
+    mean = x.mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(x.var(-1, keepdims=True) + epsilon) * gamma + beta
+
+
+def _np_level(h, mask, kernel_weights, bias, p, centre=False, norm=None):
+    """Reference DCGN level given the pooled nodes p: relu(A_hat c + b).
+
+    norm: None, or (gamma, beta) of the layer normalisation after the relu.
+    """
     n_out = math.ceil(len(h) / K)
     h = np.where(mask[:, None], h, 0.0)
     h = np.concatenate([h, np.zeros((n_out * K - len(h), h.shape[1]))])
@@ -40,7 +50,9 @@ def _np_level(h, mask, kernel_weights, bias, p):
         [sum(h[i * K + k] @ kernel_weights[k] for k in range(K)) for i in range(n_out)]
     )
     mask_out = np.pad(mask, (0, n_out * K - len(mask))).reshape(n_out, K).any(1)
-    out = np.maximum(_np_adjacency(p, mask_out) @ c + bias, 0.0)
+    out = np.maximum(_np_adjacency(p, mask_out, centre) @ c + bias, 0.0)
+    if norm is not None:
+        out = _np_layer_norm(out, *norm)
     return out * mask_out[:, None], mask_out
 
 
@@ -52,9 +64,9 @@ def _equal_shots(num_frames, num_shots):
 
 
 def _random_bias(layer, rng):
-    """Gives zero-initialised biases random values so the tests see them."""
+    """Gives biases and normalisation scales and offsets random values."""
     for weight in layer.weights:
-        if "bias" in weight.path:
+        if any(name in weight.path for name in ("bias", "gamma", "beta")):
             weight.assign(rng.normal(size=weight.shape).astype("float32"))
 
 
@@ -70,14 +82,17 @@ def test_average_pooling_matches_eq4_over_real_nodes():
     np.testing.assert_array_equal(mask_out.numpy()[0], [True, True, False])
 
 
-def test_attention_is_per_feature_softmax_over_real_nodes():
+@pytest.mark.parametrize("per_feature", [False, True])
+def test_attention_is_softmax_over_real_nodes(per_feature):
     rng = _rng(1)
     h = rng.normal(size=(2, 8, 4)).astype("float32")
     mask = np.array([[1, 1, 1, 1, 0, 1, 0, 0], [1, 0, 0, 0, 0, 0, 1, 1]], bool)
-    layer = dl.GraphPooling(K, "attention")
+    layer = dl.GraphPooling(K, "attention", per_feature=per_feature)
     p, mask_out, alpha = layer(h, mask, return_attention=True)
     p, mask_out, alpha = p.numpy(), mask_out.numpy(), alpha.numpy()
-    assert alpha.shape == (2, 3, K, 4)
+    scores = 4 if per_feature else 1
+    assert alpha.shape == (2, 3, K, scores)
+    assert layer.attention_kernel.shape == (4, scores)
     np.testing.assert_array_equal(mask_out, [[1, 1, 0], [1, 0, 1]])
 
     window_mask = np.pad(mask, ((0, 0), (0, 1))).reshape(2, 3, K)
@@ -88,8 +103,8 @@ def test_attention_is_per_feature_softmax_over_real_nodes():
     np.testing.assert_array_equal(p[~mask_out], 0.0)
 
     w = layer.attention_kernel.numpy()
-    b = rng.normal(size=4).astype("float32")
-    layer.attention_bias.assign(b)
+    w = rng.normal(size=w.shape).astype("float32")
+    layer.attention_kernel.assign(w)
     p, _, alpha = [t.numpy() for t in layer(h, mask, return_attention=True)]
     padded = np.pad(h, ((0, 0), (0, 1), (0, 0))).reshape(2, 3, K, 4)
     for i in range(2):
@@ -97,15 +112,15 @@ def test_attention_is_per_feature_softmax_over_real_nodes():
             real = window_mask[i, j]
             if not real.any():
                 continue
-            scores = padded[i, j, real] @ w + b
+            scores = padded[i, j, real] @ w
             weights = np.exp(scores - scores.max(0))
             weights /= weights.sum(0)
             np.testing.assert_allclose(alpha[i, j, real], weights, rtol=1e-5)
             np.testing.assert_allclose(
                 p[i, j], (weights * padded[i, j, real]).sum(0), rtol=1e-5, atol=1e-6
             )
-    # One weight per feature: the features of a window are weighted differently.
-    assert np.ptp(alpha[0, 0], axis=1).max() > 1e-3
+    # Windows weight their nodes unequally (eq. 5 is no plain average).
+    assert np.ptp(alpha[0, 0], axis=0).max() > 1e-3
 
 
 def test_return_attention_requires_attention_mode():
@@ -152,7 +167,7 @@ def test_adjacency_with_negative_zero_duplicate_and_padded_nodes():
     ).astype("float32")[None]
     mask = np.array([[1, 1, 1, 1, 1, 1, 0]], bool)
     raw = dl.cosine_adjacency(p, mask).numpy()[0]
-    a_hat = dl.NormalizedAdjacency()(p, mask).numpy()[0]
+    a_hat = dl.NormalizedAdjacency(centre=False)(p, mask).numpy()[0]
     for a in (raw, a_hat):
         assert np.all(np.isfinite(a))
         np.testing.assert_array_equal(a, a.T)
@@ -169,9 +184,34 @@ def test_adjacency_with_negative_zero_duplicate_and_padded_nodes():
     assert np.abs(np.linalg.eigvalsh(a_hat.astype(np.float64))).max() <= 1 + 1e-5
 
     p_var = tf.Variable(np.nan_to_num(p))
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(dl.NormalizedAdjacency()(p_var, mask) ** 2)
-    assert np.all(np.isfinite(tape.gradient(loss, p_var).numpy()))
+    for centre in (False, True):
+        with tf.GradientTape() as tape:
+            adjacency = dl.NormalizedAdjacency(centre=centre)(p_var, mask)
+            loss = tf.reduce_sum(adjacency**2)
+        assert np.all(np.isfinite(tape.gradient(loss, p_var).numpy()))
+
+
+def test_centred_adjacency_ignores_what_all_nodes_share():
+    rng = _rng(14)
+    p = rng.normal(size=(1, 6, 5)).astype("float32")
+    mask = np.array([[1, 1, 1, 1, 1, 0]], bool)
+    centred = dl.NormalizedAdjacency()(p, mask).numpy()[0]
+    np.testing.assert_allclose(
+        centred, _np_adjacency(p[0], mask[0], centre=True), rtol=1e-5, atol=1e-6
+    )
+    # A large offset common to every node (what ReLU outputs and a video's
+    # own look share) joins every pair in the literal eq. 1 -- the averaging
+    # matrix that makes all nodes equal -- but leaves the centred form alone.
+    shifted = p + 20.0 * rng.normal(size=(1, 1, 5)).astype("float32")
+    literal = dl.cosine_adjacency(shifted, mask).numpy()[0][:5, :5]
+    assert literal.min() > 0.95
+    np.testing.assert_allclose(
+        dl.NormalizedAdjacency()(shifted, mask).numpy()[0], centred, atol=1e-4
+    )
+    assert (centred[:5, :5] == 0.0).sum() >= 4
+    # One real node: nothing to compare with, only its self-loop.
+    single = dl.NormalizedAdjacency()(p, np.eye(1, 6, 2, dtype=bool)).numpy()[0]
+    np.testing.assert_array_equal(single, np.eye(6)[2] * np.eye(6)[:, 2:3])
 
 
 # ----------------------------------------------------------------- levels
@@ -190,16 +230,21 @@ def test_level_output_shapes(num_nodes):
         np.testing.assert_array_equal(out.numpy()[1, 1:], 0.0)
 
 
-def test_average_level_matches_numpy():
+@pytest.mark.parametrize("choices", [True, False], ids=["default", "literal"])
+def test_average_level_matches_numpy(choices):
     rng = _rng(5)
     h = rng.normal(size=(2, 10, 4)).astype("float32")
     mask = np.array([[1] * 10, [1] * 4 + [0] * 6], bool)
-    level = dl.DCGNLevel(5, K, "average")
+    level = dl.DCGNLevel(5, K, "average", centre_adjacency=choices, normalize=choices)
     out, mask_out = level(h, mask)
     _random_bias(level, rng)
     out = level(h, mask)[0].numpy()
     w = level.convolution.conv_kernel.numpy()
     b = level.propagation.bias.numpy()
+    norm = None
+    if choices:
+        layer_norm = level.propagation.norm
+        norm = (layer_norm.gamma.numpy(), layer_norm.beta.numpy())
     for i in range(2):
         hm = np.where(mask[i][:, None], h[i], 0.0)
         pooled = np.stack(
@@ -209,7 +254,9 @@ def test_average_level_matches_numpy():
                 for j in range(4)
             ]
         )
-        expected, expected_mask = _np_level(h[i], mask[i], w, b, pooled)
+        expected, expected_mask = _np_level(
+            h[i], mask[i], w, b, pooled, centre=choices, norm=norm
+        )
         np.testing.assert_allclose(out[i], expected, rtol=1e-4, atol=1e-5)
         np.testing.assert_array_equal(mask_out.numpy()[i], expected_mask)
 
@@ -271,6 +318,11 @@ def test_shot_means_and_subintervals_for_every_shot_length():
         level.convolution.conv_kernel.numpy(),
         level.propagation.bias.numpy(),
         p[0],
+        centre=True,
+        norm=(
+            level.propagation.norm.gamma.numpy(),
+            level.propagation.norm.beta.numpy(),
+        ),
     )
     np.testing.assert_allclose(out[0], expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(out_mask, shot_mask)
@@ -351,6 +403,32 @@ def test_padded_nodes_do_not_change_level_outputs():
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
+def test_levels_keep_nodes_apart_and_at_unit_scale():
+    # Nine shots of 27 frames sharing a video offset, L2-normalised like the
+    # model's input: 243 -> 81 -> 27 -> 9 nodes, one per shot.
+    rng = _rng(15)
+    shots = rng.normal(size=(4, 9, 16)) + 0.5 * rng.normal(size=(4, 1, 16))
+    frames = np.repeat(shots, 27, axis=1) + 0.5 * rng.normal(size=(4, 243, 16))
+    frames = (frames / np.linalg.norm(frames, axis=-1, keepdims=True)).astype("float32")
+
+    def last_level(choices):
+        keras.utils.set_random_seed(0)
+        encoder = dl.DCGNEncoder(
+            3, 32, K, max_frames=243, centre_adjacency=choices, normalize=choices
+        )
+        h = encoder(frames, np.full(4, 243)).numpy().reshape(4, 9, 32)
+        # Share of the nodes' second moment that differs between nodes.
+        between = (h.var(1).sum(-1) / (h**2).mean(1).sum(-1)).mean()
+        return between, np.sqrt((h**2).mean())
+
+    between, scale = last_level(True)
+    assert between > 0.2 and 0.5 < scale < 2.0
+    # The literal eqs. 1 and 7 average every node into the same vector and
+    # shrink the activations level by level.
+    between, scale = last_level(False)
+    assert between < 0.01 and scale < 0.2
+
+
 def test_encoder_fits_frames_to_max_frames():
     encoder = dl.DCGNEncoder(2, 4, K, "average", max_frames=12)
     frames, num_frames, _ = _encoder_inputs(12, 3, [5, 12], 0)
@@ -377,9 +455,10 @@ def test_every_weight_gets_a_gradient(pooling, num_shots):
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(encoder(frames, num_frames, bounds) * target)
     grads = tape.gradient(loss, encoder.trainable_weights)
-    expected = {"average": 2, "attention": 4}[pooling] * 2
+    # Per level: kernel, bias, normalisation scale and offset (+ attention).
+    expected = {"average": 4, "attention": 5}[pooling] * 2
     if num_shots:
-        expected -= {"average": 0, "attention": 2}[pooling]
+        expected -= {"average": 0, "attention": 1}[pooling]
     assert len(encoder.trainable_weights) == expected
     for weight, grad in zip(encoder.trainable_weights, grads):
         assert grad is not None, weight.path
@@ -411,15 +490,24 @@ def test_graph_pooling_with_unknown_node_count():
 @pytest.mark.parametrize(
     "cls,kwargs",
     [
-        (dl.GraphPooling, dict(kernel=K, mode="attention", name="pool")),
+        (
+            dl.GraphPooling,
+            dict(kernel=K, mode="attention", per_feature=True, name="pool"),
+        ),
         (
             dl.NodeConvolution,
             dict(filters=4, kernel=K, use_bias=True, kernel_initializer="he_normal"),
         ),
-        (dl.NormalizedAdjacency, dict(epsilon=1e-5)),
-        (dl.GraphPropagation, dict(filters=3, activation="tanh", use_bias=False)),
-        (dl.DCGNLevel, dict(filters=4, kernel=K, pooling="attention")),
-        (dl.ShotLevel, dict(filters=4, kernel=K)),
+        (dl.NormalizedAdjacency, dict(epsilon=1e-5, centre=False)),
+        (
+            dl.GraphPropagation,
+            dict(filters=3, activation="tanh", use_bias=False, normalize=True),
+        ),
+        (
+            dl.DCGNLevel,
+            dict(filters=4, kernel=K, pooling="attention", centre_adjacency=False),
+        ),
+        (dl.ShotLevel, dict(filters=4, kernel=K, normalize=False)),
         (
             dl.DCGNEncoder,
             dict(
@@ -429,6 +517,8 @@ def test_graph_pooling_with_unknown_node_count():
                 pooling="attention",
                 num_shots=6,
                 max_frames=20,
+                centre_adjacency=False,
+                normalize=False,
             ),
         ),
     ],
