@@ -198,6 +198,7 @@ RESERVED_FLAGS = {
     "num_epochs": "--num_epochs",
     "save_checkpoint_steps": "--eval_every_steps",
     "start_new_model": "a new --output_dir",
+    "export_model": "nothing (the last chunk exports)",
 }
 
 
@@ -484,7 +485,11 @@ def train_and_evaluate(entry, settings, index, count, progress):
         )
         if step < target:
             start = time.time()
-            run_program("train.py", [*train_args, f"--max_steps={target}"], log_path)
+            # Only the last chunk's model is worth a SavedModel.
+            export = "--export_model" if target == targets[-1] else "--noexport_model"
+            run_program(
+                "train.py", [*train_args, f"--max_steps={target}", export], log_path
+            )
             seconds = time.time() - start
             reached = latest_step(train_dir)
             if reached < target:

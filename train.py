@@ -112,6 +112,11 @@ flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept.")
 flags.DEFINE_integer(
     "log_steps", 10, "Print progress and write summaries every this many steps."
 )
+flags.DEFINE_bool(
+    "export_model",
+    True,
+    "Export a SavedModel to train_dir/export/step_N when training ends.",
+)
 flags.DEFINE_integer(
     "export_top_k", 20, "Classes the exported serving signature returns."
 )
@@ -426,9 +431,14 @@ def main(unused_argv):
             os.path.join(train_dir, TRAINING_SUMMARY_FILE),
             json.dumps(summary, indent=2) + "\n",
         )
-        export_dir = os.path.join(train_dir, common.EXPORT_DIR, f"step_{trainer.step}")
-        common.export_saved_model(trainer.model, reader, export_dir, FLAGS.export_top_k)
-        common.log_metrics_line(f"exported {export_dir}")
+        if FLAGS.export_model:
+            export_dir = os.path.join(
+                train_dir, common.EXPORT_DIR, f"step_{trainer.step}"
+            )
+            common.export_saved_model(
+                trainer.model, reader, export_dir, FLAGS.export_top_k
+            )
+            common.log_metrics_line(f"exported {export_dir}")
     else:
         shutil.rmtree(trainer.manager.directory, ignore_errors=True)
 
