@@ -422,33 +422,23 @@ class GraphPropagation(keras.layers.Layer):
         return config
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class DCGNLevel(keras.layers.Layer):
-    """One DCGN level: pooling, node convolution, adjacency, propagation.
+class _GraphLevel(keras.layers.Layer):
+    """What every level shares: node convolution, adjacency, propagation.
 
-    call(h, node_mask): h [B, N, D], node_mask [B, N] ->
-      (h_out [B, ceil(N/K), filters], mask_out bool [B, ceil(N/K)]).
-
-    centre_adjacency and normalize (both True by default) are the choices
-    of the module docstring; False gives the literal eqs. 1 and 7.
+    Subclasses make the pooled nodes p (the graph) and the convolved nodes c
+    (the messages) and call `propagate`. centre_adjacency and normalize (both
+    True by default) are the choices of the module docstring; False gives
+    the literal eqs. 1 and 7.
     """
 
     def __init__(
-        self,
-        filters,
-        kernel,
-        pooling="average",
-        centre_adjacency=True,
-        normalize=True,
-        **kwargs,
+        self, filters, kernel, centre_adjacency=True, normalize=True, **kwargs
     ):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.kernel = int(kernel)
-        self.pooling = pooling
         self.centre_adjacency = bool(centre_adjacency)
         self.normalize = bool(normalize)
-        self.graph_pooling = GraphPooling(kernel, pooling, name="pooling")
         self.convolution = NodeConvolution(filters, kernel, name="convolution")
         self.adjacency = NormalizedAdjacency(
             centre=self.centre_adjacency, name="adjacency"
@@ -459,26 +449,48 @@ class DCGNLevel(keras.layers.Layer):
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
-        self.graph_pooling.build(input_shape)
         self.convolution.build(input_shape)
         self.propagation.build(input_shape[:-1] + (self.filters,))
 
-    def call(self, h, node_mask):
-        p, mask_out = self.graph_pooling(h, node_mask)
-        c = self.convolution(h, node_mask)
-        adjacency = self.adjacency(p, mask_out)
-        return self.propagation(c, adjacency, mask_out), mask_out
+    def propagate(self, p, c, node_mask):
+        """Eq. 7 over the graph of p: (h [B, M, filters], node_mask)."""
+        adjacency = self.adjacency(p, node_mask)
+        return self.propagation(c, adjacency, node_mask), node_mask
 
     def get_config(self):
         config = super().get_config()
         config.update(
             filters=self.filters,
             kernel=self.kernel,
-            pooling=self.pooling,
             centre_adjacency=self.centre_adjacency,
             normalize=self.normalize,
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class DCGNLevel(_GraphLevel):
+    """One DCGN level: pooling, node convolution, adjacency, propagation.
+
+    call(h, node_mask): h [B, N, D], node_mask [B, N] ->
+      (h_out [B, ceil(N/K), filters], mask_out bool [B, ceil(N/K)]).
+    """
+
+    def __init__(self, filters, kernel, pooling="average", **kwargs):
+        super().__init__(filters, kernel, **kwargs)
+        self.pooling = pooling
+        self.graph_pooling = GraphPooling(kernel, pooling, name="pooling")
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.graph_pooling.build(tuple(input_shape))
+
+    def call(self, h, node_mask):
+        p, mask_out = self.graph_pooling(h, node_mask)
+        return self.propagate(p, self.convolution(h, node_mask), mask_out)
+
+    def get_config(self):
+        return {**super().get_config(), "pooling": self.pooling}
 
 
 def shot_weights(shot_boundaries, num_frames, max_frames, kernel):
@@ -518,7 +530,7 @@ def shot_weights(shot_boundaries, num_frames, max_frames, kernel):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class ShotLevel(keras.layers.Layer):
+class ShotLevel(_GraphLevel):
     """Shot-aided first level (eqs. 10, 11), then adjacency and propagation.
 
     call(frames, frame_mask, shot_boundaries):
@@ -532,27 +544,6 @@ class ShotLevel(keras.layers.Layer):
     nodes. Both are matrix products with weights built from the boundaries,
     with no loop over videos or shots.
     """
-
-    def __init__(
-        self, filters, kernel, centre_adjacency=True, normalize=True, **kwargs
-    ):
-        super().__init__(**kwargs)
-        self.filters = int(filters)
-        self.kernel = int(kernel)
-        self.centre_adjacency = bool(centre_adjacency)
-        self.normalize = bool(normalize)
-        self.convolution = NodeConvolution(filters, kernel, name="convolution")
-        self.adjacency = NormalizedAdjacency(
-            centre=self.centre_adjacency, name="adjacency"
-        )
-        self.propagation = GraphPropagation(
-            normalize=self.normalize, name="propagation"
-        )
-
-    def build(self, input_shape):
-        input_shape = tuple(input_shape)
-        self.convolution.build(input_shape)
-        self.propagation.build(input_shape[:-1] + (self.filters,))
 
     def shot_features(self, frames, frame_mask, shot_boundaries):
         """-> p1 [B, m, D] (eq. 10), sub-interval means [B, m*K, D], shot_mask [B, m]."""
@@ -575,18 +566,7 @@ class ShotLevel(keras.layers.Layer):
         )
         sub_mask = tf.repeat(shot_mask, self.kernel, axis=1)
         c = self.convolution(sub_means, sub_mask)  # eq. 11
-        adjacency = self.adjacency(p, shot_mask)
-        return self.propagation(c, adjacency, shot_mask), shot_mask
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            filters=self.filters,
-            kernel=self.kernel,
-            centre_adjacency=self.centre_adjacency,
-            normalize=self.normalize,
-        )
-        return config
+        return self.propagate(p, c, shot_mask)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
