@@ -63,6 +63,10 @@ def frame_mask(features, num_frames):
     return tf.sequence_mask(num_frames, tf.shape(features)[1])
 
 
+def batch_norm_or_none(enabled, name):
+    return keras.layers.BatchNormalization(name=name) if enabled else None
+
+
 class FrameLevelModel(models.BaseModel):
     """Shared head construction: subclasses pool and call self.classifier."""
 
@@ -130,28 +134,16 @@ class DbofModel(FrameLevelModel):
         self.dbof_cluster_size = dbof_cluster_size
         self.dbof_hidden_size = dbof_hidden_size
         self.dbof_pooling_method = dbof_pooling_method
-        self.input_norm = (
-            keras.layers.BatchNormalization(name="input_bn")
-            if dbof_add_batch_norm
-            else None
-        )
+        self.input_norm = batch_norm_or_none(dbof_add_batch_norm, "input_bn")
         # With batch norm after them, biases would be redundant.
         self.cluster = keras.layers.Dense(
             dbof_cluster_size, use_bias=not dbof_add_batch_norm, name="cluster"
         )
-        self.cluster_norm = (
-            keras.layers.BatchNormalization(name="cluster_bn")
-            if dbof_add_batch_norm
-            else None
-        )
+        self.cluster_norm = batch_norm_or_none(dbof_add_batch_norm, "cluster_bn")
         self.hidden = keras.layers.Dense(
             dbof_hidden_size, use_bias=not dbof_add_batch_norm, name="hidden"
         )
-        self.hidden_norm = (
-            keras.layers.BatchNormalization(name="hidden_bn")
-            if dbof_add_batch_norm
-            else None
-        )
+        self.hidden_norm = batch_norm_or_none(dbof_add_batch_norm, "hidden_bn")
 
     def sample_frames(self, features, num_frames, training):
         """[B, iterations, D] frames taken from [0, num_frames) of each video."""
