@@ -17,6 +17,7 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
+import atomic_files
 import eval_util
 import frame_level_models
 import losses
@@ -175,20 +176,8 @@ def find_model_class(name):
     return models.find_model_class(name, [frame_level_models, video_level_models])
 
 
-def atomic_write(path, text):
-    """Writes `text` so that a crash leaves either the old or the new file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    with tempfile.NamedTemporaryFile(
-        "w", dir=directory, delete=False, prefix=".tmp-"
-    ) as tmp:
-        tmp.write(text)
-        tmp.flush()
-        os.fsync(tmp.fileno())
-    os.replace(tmp.name, path)
-
-
 def save_model_config(train_dir, config):
-    atomic_write(
+    atomic_files.atomic_write(
         os.path.join(train_dir, MODEL_CONFIG_FILE),
         json.dumps(config, indent=2, sort_keys=True) + "\n",
     )

@@ -36,11 +36,12 @@ import shlex
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 
 from absl import app
 from absl import flags
+
+import atomic_files
 
 FLAGS = flags.FLAGS
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -305,21 +306,8 @@ def child_env():
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
-def atomic_write(path, text):
-    """A crash leaves the old file or the new one, never half of one."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
-        "w", dir=directory, delete=False, prefix=".tmp-"
-    ) as tmp:
-        tmp.write(text)
-        tmp.flush()
-        os.fsync(tmp.fileno())
-    os.replace(tmp.name, path)
-
-
 def write_json(path, value):
-    atomic_write(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+    atomic_files.atomic_write(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 def read_json(path):
@@ -677,7 +665,9 @@ def plot(results, directory):
 
 def write_outputs(results, directory):
     """results.json (unless it is the source), results.md and the PNGs."""
-    atomic_write(os.path.join(directory, RESULTS_MD), markdown_report(results))
+    atomic_files.atomic_write(
+        os.path.join(directory, RESULTS_MD), markdown_report(results)
+    )
     plot(results, directory)
 
 

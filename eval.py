@@ -14,6 +14,7 @@ import os
 from absl import flags
 import tensorflow as tf
 
+import atomic_files
 import common
 
 FLAGS = flags.FLAGS
@@ -46,7 +47,7 @@ def evaluate_checkpoint(model, reader, checkpoint_path):
     metrics["step"] = common.checkpoint_step(checkpoint_path)
     common.log_metrics_line(common.format_metrics(metrics, metrics["step"]))
     if FLAGS.eval_results_file:
-        common.atomic_write(
+        atomic_files.atomic_write(
             FLAGS.eval_results_file,
             json.dumps(metrics, indent=2, sort_keys=True) + "\n",
         )

@@ -10,12 +10,12 @@ and renamed when complete, so a file with the final name is always whole.
 """
 
 import os
-import tempfile
 
 from absl import flags
 import numpy as np
 import tensorflow as tf
 
+import atomic_files
 import common
 import readers
 
@@ -84,21 +84,12 @@ def main(unused_argv):
         saved_model_predictions() if FLAGS.saved_model_dir else checkpoint_predictions()
     )
     count = 0
-    with tempfile.NamedTemporaryFile(
-        "w", dir=directory, delete=False, prefix=".tmp-", suffix=".csv"
-    ) as tmp:
-        try:
-            tmp.write("VideoId,LabelConfidencePairs\n")
-            for video_ids, batch_predictions in predictions:
-                for video_id, row in zip(video_ids, batch_predictions):
-                    tmp.write(format_row(video_id, row, FLAGS.top_k))
-                    count += 1
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        except BaseException:
-            os.remove(tmp.name)
-            raise
-    os.replace(tmp.name, FLAGS.output_file)
+    with atomic_files.atomic_open(FLAGS.output_file) as csv_file:
+        csv_file.write("VideoId,LabelConfidencePairs\n")
+        for video_ids, batch_predictions in predictions:
+            for video_id, row in zip(video_ids, batch_predictions):
+                csv_file.write(format_row(video_id, row, FLAGS.top_k))
+                count += 1
     common.log_metrics_line(f"wrote {count} videos to {FLAGS.output_file}")
 
 

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import atomic_files
 import common
 import eval_util
 import losses
@@ -427,7 +428,7 @@ def main(unused_argv):
         common.log_metrics_line(f"resuming from {resumed} at step {trainer.step}")
     summary = trainer.train(reader)
     if trainer.chief:
-        common.atomic_write(
+        atomic_files.atomic_write(
             os.path.join(train_dir, TRAINING_SUMMARY_FILE),
             json.dumps(summary, indent=2) + "\n",
         )
