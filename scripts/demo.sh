@@ -2,7 +2,7 @@
 # The main job end to end on generated data: set up .venv, write YouTube-8M
 # format shards with planted shot structure, train DCGN (with KTS shots) and
 # the average-pooling baseline, evaluate both, write a Kaggle submission.
-# Everything goes under ${DEMO_DIR:-runs/demo}; about 10 minutes on 2 CPU cores.
+# Everything goes under ${DEMO_DIR:-runs/demo}; about two minutes on 2 CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
