@@ -13,9 +13,8 @@ import tempfile
 
 import pytest
 
-import generate_data
+from program_testing import ROOT, write_tiny_data
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MODELS = (
     "Mean=FrameLevelLogisticModel,"
@@ -75,19 +74,14 @@ def tmp_dir(scratch, request):
 @pytest.fixture(scope="module")
 def data_dir(scratch):
     directory = scratch / "data"
-    generate_data.generate(
-        str(directory),
+    write_tiny_data(
+        directory,
+        seed=5,
         num_train=32,
         num_validate=12,
         num_test=0,
-        num_shards=2,
         num_classes=20,
-        min_frames=18,
-        max_frames=40,
-        feature_sizes=(8, 4),
         levels=["frame"],
-        write_truth=False,
-        seed=5,
     )
     return directory
 
