@@ -215,12 +215,8 @@ def build_model(config):
 
 
 def make_reader(config):
-    reader_class = (
-        readers.YT8MFrameFeatureReader
-        if config["frame_features"]
-        else readers.YT8MAggregatedFeatureReader
-    )
-    return reader_class(
+    return readers.get_reader(
+        config["frame_features"],
         num_classes=config["num_classes"],
         feature_names=config["feature_names"],
         feature_sizes=config["feature_sizes"],
@@ -362,17 +358,6 @@ def export_saved_model(model, reader, export_dir, top_k=20):
         shutil.rmtree(export_dir)
     os.replace(staging, export_dir)
     return export_dir
-
-
-def latest_export(train_dir):
-    """The newest exported SavedModel under train_dir/export, or None."""
-    root = os.path.join(train_dir, EXPORT_DIR)
-    if not os.path.isdir(root):
-        return None
-    steps = [name for name in os.listdir(root) if name.startswith("step_")]
-    if not steps:
-        return None
-    return os.path.join(root, max(steps, key=lambda s: int(s.split("_")[1])))
 
 
 def check_writable(directory, what):

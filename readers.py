@@ -74,9 +74,9 @@ def dequantize(feat_vector, max_quantized_value=2.0, min_quantized_value=-2.0):
 def dequantize_frames(video_matrix, num_frames):
     """Dequantises uint8 frames [B, T, D]; frames past num_frames [B] -> 0.0.
 
-    Returns float32 [B, T, D]. Also for pipelines built with dequantize=False:
-    the compiled step calls this on the accelerator, so the host ships 4x
-    fewer bytes.
+    Returns float32 [B, T, D]. With dequantize=False the reader skips this
+    and the model dequantises inside its compiled step instead (models.py),
+    so the host ships 4x fewer bytes.
     """
     if video_matrix.dtype == tf.uint8:
         # One fused pass (min + x * 4/255, the same float32 arithmetic as
