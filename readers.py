@@ -380,40 +380,32 @@ class _BaseReader:
             files = files[input_context.input_pipeline_id :: num_pipelines]
         file_ds = tf.data.Dataset.from_tensor_slices(files)
 
+        # Too few files to split between pipelines: every pipeline reads them
+        # all in the same (sorted, deterministic) order and keeps every n-th
+        # record, so the shards are disjoint; shuffling comes after the split.
+        split_records = num_pipelines > 1 and not shard_by_file
         if training:
-            if num_pipelines > 1 and not shard_by_file:
-                # Too few files to split: every pipeline reads them all in the same
-                # (sorted, deterministic) order and keeps every n-th record, so the
-                # shards are disjoint; shuffling comes after the split.
-                records = file_ds.interleave(
-                    per_file,
-                    cycle_length=max(1, min(num_readers, len(files))),
-                    num_parallel_calls=tf.data.AUTOTUNE,
-                    deterministic=True,
-                )
-                records = records.shard(num_pipelines, input_context.input_pipeline_id)
-                records = records.shuffle(shuffle_buffer, seed=seed).repeat(num_epochs)
-            else:
+            if not split_records:
                 file_ds = file_ds.shuffle(
                     len(files), seed=seed, reshuffle_each_iteration=True
                 )
-                records = file_ds.interleave(
-                    per_file,
-                    cycle_length=max(1, min(num_readers, len(files))),
-                    num_parallel_calls=tf.data.AUTOTUNE,
-                    deterministic=False,
-                )
-                # Repeating after the shuffle keeps epochs whole: each record
-                # once per epoch, files and records reshuffled every epoch.
-                records = records.shuffle(shuffle_buffer, seed=seed).repeat(num_epochs)
-            batches = records.batch(batch_size, drop_remainder=True)
+            records = file_ds.interleave(
+                per_file,
+                cycle_length=max(1, min(num_readers, len(files))),
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=split_records,
+            )
         else:
             # Sequential and in order: the byte read is ~20x faster than parsing,
             # so parallel reads would buy nothing here.
             records = file_ds.flat_map(per_file)
-            if num_pipelines > 1 and not shard_by_file:
-                records = records.shard(num_pipelines, input_context.input_pipeline_id)
-            batches = records.batch(batch_size, drop_remainder=False)
+        if split_records:
+            records = records.shard(num_pipelines, input_context.input_pipeline_id)
+        if training:
+            # Repeating after the shuffle keeps epochs whole: each record once
+            # per epoch, files and records reshuffled every epoch.
+            records = records.shuffle(shuffle_buffer, seed=seed).repeat(num_epochs)
+        batches = records.batch(batch_size, drop_remainder=training)
 
         def parse(serialized):
             batch = self._parse(serialized, id_key, stored_shots)
