@@ -1,85 +1,28 @@
-"""What train.py, eval.py, inference.py and compare.py all do.
+"""What train.py, eval.py and inference.py share (with TensorFlow).
 
-Choose the distribution strategy, save and read back the model config that
-sits beside the checkpoints, build the model and the reader from it,
-restore, predict batch by batch, evaluate, export, and turn bad input into a
-clear message instead of a traceback.
+Choose the distribution strategy, read and write the model config that sits
+beside the checkpoints, build the model and its dataset from that config,
+restore, predict batch by batch, evaluate, export.
 """
 
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 
-from absl import flags
-from absl import logging
 import tensorflow as tf
 
 import atomic_files
+import configs
 import eval_util
-import frame_level_models
 import losses
-import models
+import reader_errors
 import readers
-import video_level_models
-
-flags.DEFINE_string(
-    "train_dir",
-    "/tmp/yt8m_model/",
-    "The directory that holds checkpoints, the model config and the exported model.",
-)
-flags.DEFINE_bool(
-    "skip_corrupt_files",
-    False,
-    "Skip data files that fail to read (with a warning that "
-    "counts them) instead of stopping.",
-)
-flags.DEFINE_bool(
-    "dequantize_in_model",
-    False,
-    "Ship uint8 frames from the input pipeline and dequantise them inside "
-    "the compiled step: a quarter of the host-to-device traffic, same results.",
-)
+from cli import UsageError
 
 MODEL_CONFIG_FILE = "model_config.json"
 EXPORT_DIR = "export"
-
-
-class UsageError(Exception):
-    """A problem the user can fix; the programs print it without a traceback."""
-
-
-def run(main):
-    """absl's app.run for our programs: clear one-line errors, exit status 1."""
-
-    def guarded(argv):
-        # TensorFlow's own INFO lines (saver, tracing) drown our progress lines.
-        tf.get_logger().setLevel("WARNING")
-        try:
-            main(argv)
-        except (UsageError, readers.ReaderError, ValueError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(1)
-        except tf.errors.OpError as error:
-            print(f"error: {describe_tf_error(error)}", file=sys.stderr)
-            sys.exit(1)
-
-    from absl import app  # pylint: disable=g-import-not-at-top
-
-    app.run(guarded)
-
-
-def describe_tf_error(error):
-    """A TensorFlow runtime error's message without the graph dump."""
-    message = error.message.split("\n\t [[")[0].strip()
-    if isinstance(error, tf.errors.DataLossError):
-        message += (
-            " (a data file is corrupt or truncated: rerun with "
-            "--skip_corrupt_files to skip such files)"
-        )
-    return message
 
 
 # ---------------------------------------------------------------- strategy
@@ -127,59 +70,9 @@ def is_chief(strategy):
 # ------------------------------------------------------------ model config
 
 
-def model_config(
-    model_name,
-    frame_features,
-    feature_names,
-    feature_sizes,
-    max_frames,
-    num_classes,
-    flag_values,
-):
-    """The JSON-able description of everything that shapes a model.
-
-    Saved beside the checkpoints, so eval.py and inference.py rebuild the same
-    model and reader without repeating any flag.
-    """
-    cls = find_model_class(model_name)
-    if cls.frame_level != frame_features:
-        raise UsageError(
-            f"--model={model_name} is a "
-            f"{'frame' if cls.frame_level else 'video'}-level model: "
-            f"{'add' if cls.frame_level else 'drop'} --frame_features."
-        )
-    names = [name.strip() for name in feature_names.split(",") if name.strip()]
-    sizes = [int(size) for size in feature_sizes.split(",") if size.strip()]
-    if len(names) != len(sizes):
-        raise UsageError(
-            f"--feature_names has {len(names)} names but "
-            f"--feature_sizes has {len(sizes)} sizes."
-        )
-    hyperparameters = {
-        name: flag_values[name]
-        for name in models.init_parameter_names(cls)
-        if name in flag_values
-    }
-    hyperparameters["num_classes"] = num_classes
-    return {
-        "model": model_name,
-        "frame_features": frame_features,
-        "feature_names": names,
-        "feature_sizes": sizes,
-        "max_frames": max_frames,
-        "num_classes": num_classes,
-        "hyperparameters": hyperparameters,
-    }
-
-
-def find_model_class(name):
-    return models.find_model_class(name, [frame_level_models, video_level_models])
-
-
 def save_model_config(train_dir, config):
     atomic_files.atomic_write(
-        os.path.join(train_dir, MODEL_CONFIG_FILE),
-        json.dumps(config, indent=2, sort_keys=True) + "\n",
+        os.path.join(train_dir, MODEL_CONFIG_FILE), config.to_json()
     )
 
 
@@ -190,39 +83,38 @@ def load_model_config(train_dir):
             f"{path} not found: --train_dir must be a directory that train.py wrote to."
         )
     with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
+        values = json.load(f)
+    try:
+        return configs.ModelConfig.from_dict(values)
+    except (KeyError, TypeError) as error:
+        raise UsageError(
+            f"{path} is not a model config of this version of train.py ({error!r}); "
+            "train again with --start_new_model."
+        ) from None
 
 
-def config_differences(saved, wanted):
-    """Keys whose values differ between two model configs, for a clear error."""
-    flat = lambda c: {
-        **{k: v for k, v in c.items() if k != "hyperparameters"},
-        **c.get("hyperparameters", {}),
-    }
-    saved, wanted = flat(saved), flat(wanted)
-    return sorted(
-        key for key in set(saved) | set(wanted) if saved.get(key) != wanted.get(key)
-    )
-
-
-def build_model(config):
-    """The model described by `config`, with every weight created."""
-    cls = find_model_class(config["model"])
-    model = models.construct(cls, config["hyperparameters"])
-    return model.build_for(
-        sum(config["feature_sizes"]), config["max_frames"], config["frame_features"]
-    )
-
-
-def make_reader(config):
+def make_reader(config, skip_corrupt_files=False, dequantize=True):
+    """The reader of the records `config` reads."""
     return readers.get_reader(
-        config["frame_features"],
-        num_classes=config["num_classes"],
-        feature_names=config["feature_names"],
-        feature_sizes=config["feature_sizes"],
-        max_frames=config["max_frames"],
-        skip_corrupt_files=flags.FLAGS.skip_corrupt_files,
-        dequantize=not flags.FLAGS.dequantize_in_model,
+        config.frame_features,
+        num_classes=config.num_classes,
+        feature_names=config.feature_names,
+        feature_sizes=config.feature_sizes,
+        max_frames=config.max_frames,
+        skip_corrupt_files=skip_corrupt_files,
+        dequantize=dequantize,
+    )
+
+
+def make_dataset(config, data_pattern, batch_size, reader=None, **dataset_options):
+    """Batches of `data_pattern` as the model of `config` needs them.
+
+    The shots the model reads come from the config; dataset_options are
+    readers' dataset() options (training, num_epochs, num_readers, ...).
+    """
+    reader = reader or make_reader(config)
+    return reader.dataset(
+        data_pattern, batch_size, num_shots=config.num_shots, **dataset_options
     )
 
 
@@ -252,17 +144,12 @@ def restore(model, checkpoint_path):
     return model
 
 
-def checkpoint_step(checkpoint_path):
-    """The global step a checkpoint was written at (its file suffix)."""
-    return int(checkpoint_path.rsplit("-", 1)[-1])
-
-
 # ------------------------------------------------------ prediction, metrics
 
 
 def explained_batches(dataset, data_pattern):
     """Iterates `dataset`; a TensorFlow error while reading becomes a
-    ReaderError that names the file or record (readers.explain_data_error).
+    ReaderError that names the file or record (reader_errors).
 
     Only the reading is guarded: errors of the model's own step keep their
     TensorFlow message.
@@ -274,7 +161,7 @@ def explained_batches(dataset, data_pattern):
         except StopIteration:
             return
         except tf.errors.OpError as error:
-            raise readers.explain_data_error(error, data_pattern) from None
+            raise reader_errors.explain_data_error(error, data_pattern) from None
         yield batch
 
 
@@ -328,15 +215,16 @@ def format_metrics(metrics, step=None):
 class ServingModule(tf.Module):
     """Serialized records in (the readers' format), top-k classes out."""
 
-    def __init__(self, model, reader, top_k):
+    def __init__(self, model, reader, schema, top_k):
         super().__init__()
         self.model = model
         self._reader = reader
+        self._schema = schema.for_serving()
         self._top_k = min(top_k, model.num_classes)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="serialized")])
     def serve(self, serialized):
-        batch = self._reader.parse_serialized(serialized)
+        batch = self._reader.parse(serialized, self._schema)
         predictions = self.model(batch, training=False)["predictions"]
         scores, classes = tf.math.top_k(predictions, k=self._top_k)
         return {
@@ -347,12 +235,16 @@ class ServingModule(tf.Module):
         }
 
 
-def export_saved_model(model, reader, export_dir, top_k=20):
-    """Writes a SavedModel to `export_dir`, complete or not at all."""
+def export_saved_model(model, reader, schema, export_dir, top_k=20):
+    """Writes a SavedModel to `export_dir`, complete or not at all.
+
+    schema: the readers.RecordSchema of the training records (the exported
+    model reads either id key and computes shots itself).
+    """
     parent = os.path.dirname(os.path.abspath(export_dir))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(dir=parent, prefix=".tmp-export-")
-    module = ServingModule(model, reader, top_k)
+    module = ServingModule(model, reader, schema, top_k)
     tf.saved_model.save(module, staging, signatures={"serving_default": module.serve})
     if os.path.exists(export_dir):
         shutil.rmtree(export_dir)
@@ -373,8 +265,3 @@ def check_writable(directory, what):
     free = shutil.disk_usage(directory).free
     if free < 64 << 20:
         raise UsageError(f"{what} {directory!r} has only {free >> 20} MiB free.")
-
-
-def log_metrics_line(line):
-    logging.info(line)
-    print(line, flush=True)

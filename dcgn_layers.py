@@ -90,7 +90,7 @@ Decisions the paper leaves open:
 import keras
 import tensorflow as tf
 
-_PACKAGE = "dcgn"
+import configs
 
 
 def _as_bool_mask(node_mask):
@@ -149,7 +149,6 @@ def num_output_nodes(max_frames, levels, kernel, num_shots=0):
     return nodes
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
 class GraphPooling(keras.layers.Layer):
     """Graph pooling over windows of K consecutive nodes (eqs. 4, 5).
 
@@ -219,13 +218,7 @@ class GraphPooling(keras.layers.Layer):
             return p, mask_out, alpha
         return p, mask_out
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(kernel=self.kernel, mode=self.mode, per_feature=self.per_feature)
-        return config
 
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
 class NodeConvolution(keras.layers.Layer):
     """Node convolution (eq. 6): c[i] = h[iK:(i+1)K] W, stride K.
 
@@ -281,16 +274,6 @@ class NodeConvolution(keras.layers.Layer):
             c = c + self.bias
         return c
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            filters=self.filters,
-            kernel=self.kernel,
-            use_bias=self.use_bias,
-            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-        )
-        return config
-
 
 def cosine_adjacency(p, node_mask, epsilon=1e-6, centre=False):
     """Dense adjacency from cosine similarity (eq. 1), clamped at zero.
@@ -336,7 +319,6 @@ def normalize_adjacency(adjacency):
     return adjacency * scale
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
 class NormalizedAdjacency(keras.layers.Layer):
     """Normalised cosine adjacency D^-1/2 A D^-1/2, A from eq. 1 (no weights).
 
@@ -354,13 +336,7 @@ class NormalizedAdjacency(keras.layers.Layer):
         adjacency = cosine_adjacency(p, node_mask, self.epsilon, self.centre)
         return normalize_adjacency(adjacency)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(epsilon=self.epsilon, centre=self.centre)
-        return config
 
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
 class GraphPropagation(keras.layers.Layer):
     """Node feature propagation (eq. 7): h = sigma(A_hat c W + b).
 
@@ -411,16 +387,6 @@ class GraphPropagation(keras.layers.Layer):
             h = self.norm(h)
         return _zero_padded(h, mask)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            filters=self.filters,
-            activation=keras.activations.serialize(self.activation),
-            use_bias=self.use_bias,
-            normalize=self.normalize,
-        )
-        return config
-
 
 class _GraphLevel(keras.layers.Layer):
     """What every level shares: node convolution, adjacency, propagation.
@@ -457,18 +423,7 @@ class _GraphLevel(keras.layers.Layer):
         adjacency = self.adjacency(p, node_mask)
         return self.propagation(c, adjacency, node_mask), node_mask
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            filters=self.filters,
-            kernel=self.kernel,
-            centre_adjacency=self.centre_adjacency,
-            normalize=self.normalize,
-        )
-        return config
 
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
 class DCGNLevel(_GraphLevel):
     """One DCGN level: pooling, node convolution, adjacency, propagation.
 
@@ -488,9 +443,6 @@ class DCGNLevel(_GraphLevel):
     def call(self, h, node_mask):
         p, mask_out = self.graph_pooling(h, node_mask)
         return self.propagate(p, self.convolution(h, node_mask), mask_out)
-
-    def get_config(self):
-        return {**super().get_config(), "pooling": self.pooling}
 
 
 def shot_weights(shot_boundaries, num_frames, max_frames, kernel):
@@ -529,7 +481,6 @@ def shot_weights(shot_boundaries, num_frames, max_frames, kernel):
     return mean_weights, sub_weights, shot_mask
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
 class ShotLevel(_GraphLevel):
     """Shot-aided first level (eqs. 10, 11), then adjacency and propagation.
 
@@ -569,9 +520,11 @@ class ShotLevel(_GraphLevel):
         return self.propagate(p, c, shot_mask)
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
 class DCGNEncoder(keras.layers.Layer):
     """The DCGN stack: frames -> fixed-size video representation.
+
+    DCGNEncoder(config: configs.DCGNConfig, max_frames): dcgn_levels levels of
+    dcgn_filters filters, kernel dcgn_kernel, dcgn_pooling, dcgn_shots shots.
 
     call(frames, num_frames, shot_boundaries=None):
       frames [B, T, D], num_frames int [B], shot_boundaries int
@@ -587,39 +540,38 @@ class DCGNEncoder(keras.layers.Layer):
 
     def __init__(
         self,
-        levels=5,
-        filters=1024,
-        kernel=3,
-        pooling="average",
-        num_shots=0,
-        max_frames=300,
+        config: configs.DCGNConfig,
+        max_frames,
         centre_adjacency=True,
         normalize=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if levels < 1:
-            raise ValueError(f"levels must be >= 1, got {levels}")
-        self.levels = int(levels)
-        self.filters = int(filters)
-        self.kernel = int(kernel)
-        self.pooling = pooling
-        self.num_shots = int(num_shots)
+        if config.dcgn_levels < 1:
+            raise ValueError(f"dcgn_levels must be >= 1, got {config.dcgn_levels}")
+        self.levels = config.dcgn_levels
+        self.filters = config.dcgn_filters
+        self.kernel = config.dcgn_kernel
+        self.num_shots = config.dcgn_shots
         self.max_frames = int(max_frames)
-        self.centre_adjacency = bool(centre_adjacency)
-        self.normalize = bool(normalize)
-        choices = dict(centre_adjacency=self.centre_adjacency, normalize=self.normalize)
+        choices = dict(centre_adjacency=centre_adjacency, normalize=normalize)
         self.num_nodes = num_output_nodes(
             self.max_frames, self.levels, self.kernel, self.num_shots
         )
         self.shot_level = (
-            ShotLevel(filters, kernel, **choices, name="shot_level")
+            ShotLevel(self.filters, self.kernel, **choices, name="shot_level")
             if self.num_shots
             else None
         )
         num_graph_levels = self.levels - 1 if self.num_shots else self.levels
         self.graph_levels = [
-            DCGNLevel(filters, kernel, pooling, **choices, name=f"level_{i}")
+            DCGNLevel(
+                self.filters,
+                self.kernel,
+                config.dcgn_pooling,
+                **choices,
+                name=f"level_{i}",
+            )
             for i in range(self.levels - num_graph_levels, self.levels)
         ]
 
@@ -658,17 +610,3 @@ class DCGNEncoder(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.num_nodes * self.filters)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            levels=self.levels,
-            filters=self.filters,
-            kernel=self.kernel,
-            pooling=self.pooling,
-            num_shots=self.num_shots,
-            max_frames=self.max_frames,
-            centre_adjacency=self.centre_adjacency,
-            normalize=self.normalize,
-        )
-        return config

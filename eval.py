@@ -4,7 +4,8 @@
         --eval_data_pattern='data/frame/validate*.tfrecord' --run_once
 
 The model is rebuilt from train_dir/model_config.json, so no model flag is
-repeated. Without --run_once it evaluates each new checkpoint as training
+repeated; a model flag given here is refused (it would be ignored). Without
+--run_once it evaluates each new checkpoint as training
 writes it, until stopped.
 """
 
@@ -15,9 +16,13 @@ from absl import flags
 import tensorflow as tf
 
 import atomic_files
+import cli
 import common
+import models
 
 FLAGS = flags.FLAGS
+cli.define_program_flags(FLAGS)
+flags.adopt_module_key_flags(cli)
 
 flags.DEFINE_string("eval_data_pattern", "", "Glob of the evaluation TFRecord files.")
 flags.DEFINE_integer("batch_size", 1024, "Videos per evaluation batch.")
@@ -35,17 +40,15 @@ flags.DEFINE_integer(
 )
 
 
-def evaluate_checkpoint(model, reader, checkpoint_path):
+def evaluate_checkpoint(config, model, reader, checkpoint_path):
     common.restore(model, checkpoint_path)
     dataset = common.explained_batches(
-        reader.dataset(
-            FLAGS.eval_data_pattern, FLAGS.batch_size, num_shots=model.num_shots
-        ),
+        common.make_dataset(config, FLAGS.eval_data_pattern, FLAGS.batch_size, reader),
         FLAGS.eval_data_pattern,
     )
     metrics = common.evaluate(model, dataset, FLAGS.label_loss, FLAGS.top_k)
-    metrics["step"] = common.checkpoint_step(checkpoint_path)
-    common.log_metrics_line(common.format_metrics(metrics, metrics["step"]))
+    metrics["step"] = cli.checkpoint_step(checkpoint_path)
+    cli.say(common.format_metrics(metrics, metrics["step"]))
     if FLAGS.eval_results_file:
         atomic_files.atomic_write(
             FLAGS.eval_results_file,
@@ -56,26 +59,30 @@ def evaluate_checkpoint(model, reader, checkpoint_path):
 
 def main(unused_argv):
     if not FLAGS.eval_data_pattern:
-        raise common.UsageError("--eval_data_pattern is required.")
+        raise cli.UsageError("--eval_data_pattern is required.")
     if FLAGS.eval_results_file:
         common.check_writable(
             os.path.dirname(os.path.abspath(FLAGS.eval_results_file)),
             "the directory of --eval_results_file",
         )
     config = common.load_model_config(FLAGS.train_dir)
-    model = common.build_model(config)
-    reader = common.make_reader(config)
+    model = models.build_model(config)
+    reader = common.make_reader(
+        config,
+        skip_corrupt_files=FLAGS.skip_corrupt_files,
+        dequantize=not FLAGS.dequantize_in_model,
+    )
     if FLAGS.run_once:
         latest = tf.train.latest_checkpoint(FLAGS.train_dir)
         if latest is None:
-            raise common.UsageError(f"no checkpoint in {FLAGS.train_dir} yet.")
-        evaluate_checkpoint(model, reader, latest)
+            raise cli.UsageError(f"no checkpoint in {FLAGS.train_dir} yet.")
+        evaluate_checkpoint(config, model, reader, latest)
         return
     for checkpoint_path in tf.train.checkpoints_iterator(
         FLAGS.train_dir, timeout=FLAGS.eval_timeout_secs
     ):
-        evaluate_checkpoint(model, reader, checkpoint_path)
+        evaluate_checkpoint(config, model, reader, checkpoint_path)
 
 
 if __name__ == "__main__":
-    common.run(main)
+    cli.run(main, unknown_flag_hint=cli.MODEL_FLAG_HINT)

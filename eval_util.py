@@ -7,7 +7,7 @@ Shapes: ``predictions`` is float [B, C] (any float dtype; scores, usually
 probabilities), ``labels``/``actuals`` is multi-hot [B, C]. A label counts as
 positive when it is > 0.
 
-Definitions (the starter code's, fixed in DESIGN.md):
+Definitions (the starter code's; docs/design.md):
 
 * Hit@1: mean over videos of label[argmax]; a video without labels counts 0.
 * PERR: a video with L labels scores the fraction of its top-L predictions

@@ -5,7 +5,6 @@ into one vector per video in its own way, and ends in the video-level head
 named by --video_level_classifier_model.
 """
 
-from absl import flags
 import keras
 import tensorflow as tf
 
@@ -13,49 +12,6 @@ import dcgn_layers
 import kts_graph
 import models
 import video_level_models
-
-flags.DEFINE_string(
-    "video_level_classifier_model",
-    "MoeModel",
-    "The video-level model that ends every frame-level model.",
-)
-flags.DEFINE_integer("iterations", 30, "Frames DbofModel samples from each video.")
-flags.DEFINE_bool(
-    "dbof_add_batch_norm", True, "Batch-normalise DbofModel's input and hidden layers."
-)
-flags.DEFINE_bool(
-    "sample_random_frames",
-    True,
-    "DbofModel samples frames at random while training; "
-    "otherwise (and always in evaluation) evenly spaced.",
-)
-flags.DEFINE_integer(
-    "dbof_cluster_size", 8192, "DbofModel's cluster (projection) size."
-)
-flags.DEFINE_integer("dbof_hidden_size", 1024, "DbofModel's hidden size.")
-flags.DEFINE_string(
-    "dbof_pooling_method", "max", "How DbofModel pools frames: max or average."
-)
-flags.DEFINE_integer("lstm_cells", 1024, "Units per layer of LstmModel and GruModel.")
-flags.DEFINE_integer("lstm_layers", 2, "Stacked layers of LstmModel and GruModel.")
-flags.DEFINE_integer("dcgn_levels", 5, "DCGN levels (paper Table 1: 5).")
-flags.DEFINE_integer(
-    "dcgn_filters", 1024, "Filters of every DCGN level (paper Table 1: 1024)."
-)
-flags.DEFINE_integer(
-    "dcgn_kernel", 3, "Nodes each DCGN level pools and convolves into one."
-)
-flags.DEFINE_string(
-    "dcgn_pooling",
-    "average",
-    "DCGN graph pooling: average (eq. 4) or attention (eq. 5).",
-)
-flags.DEFINE_integer(
-    "dcgn_shots",
-    0,
-    "KTS shots that form DCGN's first level (eqs. 10-11); "
-    "0: the first level pools frames.",
-)
 
 
 def frame_mask(features, num_frames):
@@ -70,23 +26,10 @@ def batch_norm_or_none(enabled, name):
 class FrameLevelModel(models.BaseModel):
     """Shared head construction: subclasses pool and call self.classifier."""
 
-    frame_level = True
-
-    def __init__(
-        self,
-        video_level_classifier_model="MoeModel",
-        moe_num_mixtures=2,
-        l2_penalty=1e-8,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.video_level_classifier_model = video_level_classifier_model
-        self.moe_num_mixtures = moe_num_mixtures
-        self.l2_penalty = l2_penalty
+    def __init__(self, config, **kwargs):
+        super().__init__(config, **kwargs)
         self.classifier = video_level_models.make_classifier(
-            video_level_classifier_model,
-            {"moe_num_mixtures": moe_num_mixtures, "l2_penalty": l2_penalty},
-            self.num_classes,
+            config.head.video_level_classifier_model, config.num_classes, config.head
         )
 
 
@@ -102,7 +45,7 @@ class FrameLevelLogisticModel(FrameLevelModel):
     def classify(self, features, batch, training=None):
         num_frames = tf.cast(tf.maximum(batch["num_frames"], 1), features.dtype)
         pooled = tf.reduce_sum(features, axis=1) / num_frames[:, None]
-        return self.classifier.classify(pooled)
+        return self.classifier(pooled)
 
 
 class DbofModel(FrameLevelModel):
@@ -113,37 +56,24 @@ class DbofModel(FrameLevelModel):
     deterministic.
     """
 
-    def __init__(
-        self,
-        iterations=30,
-        dbof_add_batch_norm=True,
-        sample_random_frames=True,
-        dbof_cluster_size=8192,
-        dbof_hidden_size=1024,
-        dbof_pooling_method="max",
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        if dbof_pooling_method not in ("max", "average"):
-            raise ValueError(
-                f"--dbof_pooling_method={dbof_pooling_method!r}: use max or average."
-            )
-        self.iterations = iterations
-        self.dbof_add_batch_norm = dbof_add_batch_norm
-        self.sample_random_frames = sample_random_frames
-        self.dbof_cluster_size = dbof_cluster_size
-        self.dbof_hidden_size = dbof_hidden_size
-        self.dbof_pooling_method = dbof_pooling_method
-        self.input_norm = batch_norm_or_none(dbof_add_batch_norm, "input_bn")
+    def __init__(self, config, **kwargs):
+        super().__init__(config, **kwargs)
+        dbof = config.body
+        self.iterations = dbof.iterations
+        self.sample_random_frames = dbof.sample_random_frames
+        self.pooling_method = dbof.dbof_pooling_method
+        self.input_norm = batch_norm_or_none(dbof.dbof_add_batch_norm, "input_bn")
         # With batch norm after them, biases would be redundant.
         self.cluster = keras.layers.Dense(
-            dbof_cluster_size, use_bias=not dbof_add_batch_norm, name="cluster"
+            dbof.dbof_cluster_size,
+            use_bias=not dbof.dbof_add_batch_norm,
+            name="cluster",
         )
-        self.cluster_norm = batch_norm_or_none(dbof_add_batch_norm, "cluster_bn")
+        self.cluster_norm = batch_norm_or_none(dbof.dbof_add_batch_norm, "cluster_bn")
         self.hidden = keras.layers.Dense(
-            dbof_hidden_size, use_bias=not dbof_add_batch_norm, name="hidden"
+            dbof.dbof_hidden_size, use_bias=not dbof.dbof_add_batch_norm, name="hidden"
         )
-        self.hidden_norm = batch_norm_or_none(dbof_add_batch_norm, "hidden_bn")
+        self.hidden_norm = batch_norm_or_none(dbof.dbof_add_batch_norm, "hidden_bn")
 
     def sample_frames(self, features, num_frames, training):
         """[B, iterations, D] frames taken from [0, num_frames) of each video."""
@@ -168,12 +98,12 @@ class DbofModel(FrameLevelModel):
         if self.input_norm is not None:
             x = self.input_norm(x, training=training)
         x = self.project(x, self.cluster, self.cluster_norm, training)
-        if self.dbof_pooling_method == "max":
+        if self.pooling_method == "max":
             x = tf.reduce_max(x, axis=1)
         else:
             x = tf.reduce_mean(x, axis=1)
         x = self.project(x, self.hidden, self.hidden_norm, training)
-        return self.classifier.classify(x)
+        return self.classifier(x)
 
 
 class LstmModel(FrameLevelModel):
@@ -184,17 +114,16 @@ class LstmModel(FrameLevelModel):
 
     recurrent_layer = keras.layers.LSTM
 
-    def __init__(self, lstm_cells=1024, lstm_layers=2, **kwargs):
-        super().__init__(**kwargs)
-        self.lstm_cells = lstm_cells
-        self.lstm_layers = lstm_layers
+    def __init__(self, config, **kwargs):
+        super().__init__(config, **kwargs)
+        recurrent = config.body
         self.recurrent = [
             self.recurrent_layer(
-                lstm_cells,
-                return_sequences=layer < lstm_layers - 1,
+                recurrent.lstm_cells,
+                return_sequences=layer < recurrent.lstm_layers - 1,
                 name=f"recurrent_{layer}",
             )
-            for layer in range(lstm_layers)
+            for layer in range(recurrent.lstm_layers)
         ]
 
     def classify(self, features, batch, training=None):
@@ -202,7 +131,7 @@ class LstmModel(FrameLevelModel):
         x = features
         for layer in self.recurrent:
             x = layer(x, mask=mask, training=training)
-        return self.classifier.classify(x)
+        return self.classifier(x)
 
 
 class GruModel(LstmModel):
@@ -223,32 +152,11 @@ class DCGNModel(FrameLevelModel):
     result. See dcgn_layers.DCGNEncoder for the choices the paper leaves open.
     """
 
-    def __init__(
-        self,
-        dcgn_levels=5,
-        dcgn_filters=1024,
-        dcgn_kernel=3,
-        dcgn_pooling="average",
-        dcgn_shots=0,
-        max_frames=300,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.dcgn_levels = dcgn_levels
-        self.dcgn_filters = dcgn_filters
-        self.dcgn_kernel = dcgn_kernel
-        self.dcgn_pooling = dcgn_pooling
-        self.dcgn_shots = dcgn_shots
-        self.max_frames = max_frames
-        self.num_shots = dcgn_shots
+    def __init__(self, config, **kwargs):
+        super().__init__(config, **kwargs)
+        self.num_shots = config.num_shots
         self.encoder = dcgn_layers.DCGNEncoder(
-            levels=dcgn_levels,
-            filters=dcgn_filters,
-            kernel=dcgn_kernel,
-            pooling=dcgn_pooling,
-            num_shots=dcgn_shots,
-            max_frames=max_frames,
-            name="dcgn",
+            config.body, config.max_frames, name="dcgn"
         )
 
     def classify(self, features, batch, training=None):
@@ -262,4 +170,4 @@ class DCGNModel(FrameLevelModel):
         video = self.encoder(
             features, batch["num_frames"], shot_boundaries, training=training
         )
-        return self.classifier.classify(video)
+        return self.classifier(video)

@@ -105,11 +105,11 @@ from absl import app
 from absl import flags
 import numpy as np
 
-# Dequantisation of the starter code: x = q * 4/255 + 4/512 - 2.
-QUANT_SCALE = 4.0 / 255.0
-QUANT_OFFSET = 4.0 / 512.0 - 2.0
-FEATURE_MIN = QUANT_OFFSET
-FEATURE_MAX = 255 * QUANT_SCALE + QUANT_OFFSET
+import quantization
+from quantization import dequantize, quantize
+
+FEATURE_MIN = quantization.OFFSET
+FEATURE_MAX = 255 * quantization.SCALE + quantization.OFFSET
 
 PROTOTYPE_SCALE = 0.75
 VIDEO_OFFSET_SCALE = 0.25
@@ -125,16 +125,6 @@ SPLITS = ("train", "validate", "test")
 LABELLED_SPLITS = ("train", "validate")
 
 PRESENCE, ORDER, WITHIN = "presence", "order", "within"
-
-
-def dequantize(q):
-    q = np.asarray(q, np.float32)
-    return q * np.float32(QUANT_SCALE) + np.float32(QUANT_OFFSET)
-
-
-def quantize(x):
-    q = np.rint((np.asarray(x, np.float32) - QUANT_OFFSET) / QUANT_SCALE)
-    return np.clip(q, 0, 255).astype(np.uint8)
 
 
 # ---------------------------------------------------------------------------

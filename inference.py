@@ -16,10 +16,15 @@ import numpy as np
 import tensorflow as tf
 
 import atomic_files
+import cli
 import common
-import readers
+import models
+import reader_errors
+import tfrecord_files
 
 FLAGS = flags.FLAGS
+cli.define_program_flags(FLAGS)
+flags.adopt_module_key_flags(cli)
 
 flags.DEFINE_string(
     "input_data_pattern",
@@ -49,13 +54,15 @@ def checkpoint_predictions():
     config = common.load_model_config(FLAGS.train_dir)
     latest = tf.train.latest_checkpoint(FLAGS.train_dir)
     if latest is None:
-        raise common.UsageError(f"no checkpoint in {FLAGS.train_dir}.")
-    model = common.restore(common.build_model(config), latest)
-    reader = common.make_reader(config)
+        raise cli.UsageError(f"no checkpoint in {FLAGS.train_dir}.")
+    model = common.restore(models.build_model(config), latest)
+    reader = common.make_reader(
+        config,
+        skip_corrupt_files=FLAGS.skip_corrupt_files,
+        dequantize=not FLAGS.dequantize_in_model,
+    )
     dataset = common.explained_batches(
-        reader.dataset(
-            FLAGS.input_data_pattern, FLAGS.batch_size, num_shots=model.num_shots
-        ),
+        common.make_dataset(config, FLAGS.input_data_pattern, FLAGS.batch_size, reader),
         FLAGS.input_data_pattern,
     )
     for batch, predictions in common.predict_batches(model, dataset):
@@ -64,20 +71,22 @@ def checkpoint_predictions():
 
 def saved_model_predictions():
     serve = tf.saved_model.load(FLAGS.saved_model_dir).signatures["serving_default"]
-    files = readers.match_files(FLAGS.input_data_pattern)
+    files = tfrecord_files.match_files(FLAGS.input_data_pattern, "input_data_pattern")
     records = tf.data.TFRecordDataset(files).batch(FLAGS.batch_size)
     for serialized in common.explained_batches(records, FLAGS.input_data_pattern):
         try:
             outputs = serve(serialized=serialized)
         except tf.errors.InvalidArgumentError as error:
             # The signature parses the records: its errors are the reader's.
-            raise readers.explain_data_error(error, FLAGS.input_data_pattern) from None
+            raise reader_errors.explain_data_error(
+                error, FLAGS.input_data_pattern
+            ) from None
         yield outputs["video_ids"].numpy(), outputs["predictions"].numpy()
 
 
 def main(unused_argv):
     if not FLAGS.input_data_pattern or not FLAGS.output_file:
-        raise common.UsageError("--input_data_pattern and --output_file are required.")
+        raise cli.UsageError("--input_data_pattern and --output_file are required.")
     directory = os.path.dirname(os.path.abspath(FLAGS.output_file))
     common.check_writable(directory, "the directory of --output_file")
     predictions = (
@@ -90,8 +99,8 @@ def main(unused_argv):
             for video_id, row in zip(video_ids, batch_predictions):
                 csv_file.write(format_row(video_id, row, FLAGS.top_k))
                 count += 1
-    common.log_metrics_line(f"wrote {count} videos to {FLAGS.output_file}")
+    cli.say(f"wrote {count} videos to {FLAGS.output_file}")
 
 
 if __name__ == "__main__":
-    common.run(main)
+    cli.run(main, unknown_flag_hint=cli.MODEL_FLAG_HINT)

@@ -7,7 +7,7 @@ Under ``tf.distribute`` the training step should scale the per-example
 losses by the global batch size (``tf.nn.compute_average_loss``) rather
 than take a per-replica mean.
 
-Formulas (DESIGN.md, exact):
+Formulas (docs/design.md, exact):
 
 * CrossEntropyLoss: sum over classes of
   ``-(y log(p + 1e-5) + (1 - y) log(1 - p + 1e-5))``; ``p`` are
@@ -18,6 +18,8 @@ Formulas (DESIGN.md, exact):
 """
 
 import tensorflow as tf
+
+from cli import UsageError
 
 
 def _as_float32(predictions, labels):
@@ -94,11 +96,11 @@ def get_loss(name):
     """Returns a new instance of the loss class called `name` (--label_loss).
 
     Raises:
-      ValueError: naming the valid losses, when `name` is not one.
+      UsageError: naming the valid losses, when `name` is not one.
     """
     if name not in _LOSSES:
-        raise ValueError(
-            "Unknown label loss %r; valid names: %s"
-            % (name, ", ".join(sorted(_LOSSES)))
+        raise UsageError(
+            f"--label_loss={name!r} is not a loss here; choose one of "
+            f"{', '.join(sorted(_LOSSES))}."
         )
     return _LOSSES[name]()

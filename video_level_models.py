@@ -1,70 +1,63 @@
 """Video-level models: classifiers over one feature vector per video.
 
-Each is a full model for video-level records (`mean_rgb`, `mean_audio`) and
-also the head that ends every frame-level model
-(`--video_level_classifier_model`).
+The classifiers are plain Keras layers; each is the head that ends every
+frame-level model (`--video_level_classifier_model`), and wrapped in a model
+of the same name it reads video-level records (`mean_rgb`, `mean_audio`).
 """
 
-import sys
-
-from absl import flags
 import keras
 import tensorflow as tf
 
+import configs
 import models
 
-flags.DEFINE_integer(
-    "moe_num_mixtures", 2, "Number of experts per class in MoeModel (paper Table 1: 2)."
-)
 
-
-class LogisticModel(models.BaseModel):
+class LogisticClassifier(keras.layers.Layer):
     """One sigmoid per class: p = sigmoid(x W + b).
 
-    features [B, D] -> predictions [B, num_classes].
+    call(features [B, D]) -> predictions [B, num_classes].
     """
 
-    def __init__(self, l2_penalty=1e-8, **kwargs):
+    def __init__(self, num_classes, l2_penalty, **kwargs):
         super().__init__(**kwargs)
-        self.l2_penalty = l2_penalty
         self.logits = keras.layers.Dense(
-            self.num_classes,
+            num_classes,
             kernel_regularizer=keras.regularizers.L2(l2_penalty),
             name="logits",
         )
 
-    def classify(self, features, batch=None, training=None):
+    def call(self, features):
         return tf.sigmoid(self.logits(features))
 
 
-class MoeModel(models.BaseModel):
+class MoeClassifier(keras.layers.Layer):
     """The starter's mixture of experts, one mixture per class.
 
     p_c = sum_m softmax(gates_c)_m * sigmoid(experts_c)_m over M experts and a
     dummy expert (gate M + 1) that always predicts 0, so the gates can also
     say "none of the experts".
 
-    features [B, D] -> predictions [B, num_classes].
+    call(features [B, D]) -> predictions [B, num_classes].
     """
 
-    def __init__(self, moe_num_mixtures=2, l2_penalty=1e-8, **kwargs):
+    def __init__(self, num_classes, moe_num_mixtures, l2_penalty, **kwargs):
         super().__init__(**kwargs)
+        self.num_classes = num_classes
         self.moe_num_mixtures = moe_num_mixtures
-        self.l2_penalty = l2_penalty
         regularizer = keras.regularizers.L2(l2_penalty)
         self.gates = keras.layers.Dense(
-            self.num_classes * (moe_num_mixtures + 1),
+            num_classes * (moe_num_mixtures + 1),
             use_bias=False,
             kernel_regularizer=regularizer,
             name="gates",
         )
         self.experts = keras.layers.Dense(
-            self.num_classes * moe_num_mixtures,
+            num_classes * moe_num_mixtures,
             kernel_regularizer=regularizer,
             name="experts",
         )
 
-    def classify(self, features, batch=None, training=None):
+    def call(self, features):
         mixtures = self.moe_num_mixtures
         gate_logits = tf.reshape(
             self.gates(features), [-1, self.num_classes, mixtures + 1]
@@ -76,11 +69,35 @@ class MoeModel(models.BaseModel):
         return tf.reduce_sum(gates * tf.sigmoid(expert_logits), axis=-1)
 
 
-def make_classifier(name, values, num_classes):
-    """The head `name` (a class of this module), hyperparameters from `values`."""
-    cls = models.find_model_class(
-        name, [sys.modules[__name__]], flag="--video_level_classifier_model"
+def make_classifier(name, num_classes, head: configs.HeadConfig):
+    """The classifier layer called `name` (LogisticModel or MoeModel)."""
+    if name == "LogisticModel":
+        return LogisticClassifier(num_classes, head.l2_penalty, name="classifier")
+    if name == "MoeModel":
+        return MoeClassifier(
+            num_classes, head.moe_num_mixtures, head.l2_penalty, name="classifier"
+        )
+    raise configs.UsageError(
+        f"--video_level_classifier_model={name!r}: choose one of {list(configs.HEADS)}."
     )
-    return models.construct(
-        cls, values, num_classes=num_classes, l2_normalize_input=False
-    )
+
+
+class VideoLevelModel(models.BaseModel):
+    """The classifier of the model's own name over the video's features."""
+
+    def __init__(self, config, **kwargs):
+        super().__init__(config, **kwargs)
+        self.classifier = make_classifier(
+            type(self).__name__, config.num_classes, config.head
+        )
+
+    def classify(self, features, batch=None, training=None):
+        return self.classifier(features)
+
+
+class LogisticModel(VideoLevelModel):
+    """Logistic regression over the video-level features."""
+
+
+class MoeModel(VideoLevelModel):
+    """Mixture of experts over the video-level features (--moe_num_mixtures)."""

@@ -20,9 +20,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import common
+import configs
 import losses
 import models
+import training
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -39,29 +40,34 @@ flags.DEFINE_integer("classes", 3862, "Classes.")
 flags.DEFINE_integer("steps", 3, "Timed training steps per model.")
 
 
-def model_for(spec):
+def config_for(spec):
+    """The paper's Table 1 settings (the flags' defaults) for `spec`."""
     name, _, variant = spec.partition(":")
-    values = {**FLAGS.flag_values_dict(), "num_classes": FLAGS.classes}
+    family = configs.model_family(name)
+    body = family.body() if family.body else None
     if variant:
         pooling, _, shots = variant.partition(":")
-        values["dcgn_pooling"] = pooling
-        values["dcgn_shots"] = int(shots or 0)
-    cls = common.find_model_class(name)
-    model = models.construct(cls, values)
-    return model.build_for(FLAGS.features, FLAGS.frames, True)
-
-
-def random_batch(num_shots):
-    rng = np.random.default_rng(0)
-    batch = models.dummy_batch(
-        FLAGS.features, FLAGS.frames, True, num_shots, FLAGS.bench_batch_size
+        body = configs.DCGNConfig(dcgn_pooling=pooling, dcgn_shots=int(shots or 0))
+    return configs.ModelConfig(
+        model=name,
+        frame_features=True,
+        feature_names=("rgb", "audio"),
+        feature_sizes=(FLAGS.features - 128, 128),
+        max_frames=FLAGS.frames,
+        num_classes=FLAGS.classes,
+        body=body,
     )
+
+
+def random_batch(config):
+    rng = np.random.default_rng(0)
+    batch = models.dummy_batch(config, FLAGS.bench_batch_size)
     batch["video_matrix"] = tf.constant(
         rng.normal(size=batch["video_matrix"].shape), tf.float32
     )
     batch["num_frames"] = tf.fill([FLAGS.bench_batch_size], FLAGS.frames)
-    if num_shots:
-        edges = np.linspace(0, FLAGS.frames, num_shots + 1).astype(np.int32)
+    if config.num_shots:
+        edges = np.linspace(0, FLAGS.frames, config.num_shots + 1).astype(np.int32)
         batch["shot_boundaries"] = tf.constant(
             np.tile(edges, (FLAGS.bench_batch_size, 1))
         )
@@ -72,20 +78,19 @@ def random_batch(num_shots):
 
 
 def time_model(spec):
-    model = model_for(spec)
-    batch = random_batch(model.num_shots)
-    optimizer = keras.optimizers.Adam(1e-3)
-    loss_fn = losses.CrossEntropyLoss()
+    config = config_for(spec)
+    model = models.build_model(config)
+    batch = random_batch(config)
+    # train.py's own step: regularisation and summed-gradient clipping included.
+    step = training.make_train_step(
+        model,
+        keras.optimizers.Adam(1e-3),
+        losses.CrossEntropyLoss(),
+        FLAGS.bench_batch_size,
+    )
 
-    @tf.function
     def train_step():
-        with tf.GradientTape() as tape:
-            loss = loss_fn.calculate_loss(
-                model(batch, training=True)["predictions"], batch["labels"]
-            )
-        variables = model.trainable_variables
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return loss
+        return step(batch)[0]
 
     @tf.function
     def predict():

@@ -1,16 +1,19 @@
-"""Reader throughput on the real frame-level sample, in videos per second.
+"""Reader throughput on frame-level records, in videos per second.
 
-Reads ../shared/data/yt8m-2018-frame-sample (143 videos in 40 files) over
-and over from the page cache until a few thousand videos went through, and
-compares each reader pipeline with a bare TFRecordDataset byte read of the
+By default writes 400 generated full-size videos (300 frames of 1024 + 128
+features, 4 files) to a temporary directory; --pattern reads real records
+instead (e.g. the YouTube-8M frame sample). The files are read over and over
+from the page cache until a few thousand videos went through, and each
+reader pipeline is compared with a bare TFRecordDataset byte read of the
 same files in the same run.
 
-  .venv/bin/python benchmarks/bench_readers.py [--videos 3000] [--batch 64]
+  .venv/bin/python benchmarks/bench_readers.py [--pattern GLOB] [--videos 3000]
 """
 
 import argparse
 import os
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -18,16 +21,24 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tensorflow as tf  # pylint: disable=wrong-import-position
 
+import generate_data  # pylint: disable=wrong-import-position
 import readers  # pylint: disable=wrong-import-position
+import tfrecord_files  # pylint: disable=wrong-import-position
 
-DEFAULT_PATTERN = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-    "..",
-    "shared",
-    "data",
-    "yt8m-2018-frame-sample",
-    "*.tfrecord",
-)
+
+def generated_pattern(directory):
+    generate_data.generate(
+        directory,
+        num_train=400,
+        num_validate=0,
+        num_test=0,
+        num_shards=4,
+        min_frames=300,
+        max_frames=300,
+        levels=("frame",),
+        write_truth=False,
+    )
+    return os.path.join(directory, "frame", "train*.tfrecord")
 
 
 def _time(dataset, size_fn):
@@ -42,7 +53,7 @@ def _time(dataset, size_fn):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pattern", default=DEFAULT_PATTERN)
+    parser.add_argument("--pattern", default="", help="default: generated data")
     parser.add_argument(
         "--videos",
         type=int,
@@ -51,8 +62,14 @@ def main():
     )
     parser.add_argument("--batch", type=int, default=64)
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        if not args.pattern:
+            args.pattern = generated_pattern(scratch)
+        measure(args)
 
-    files = readers.match_files(args.pattern)
+
+def measure(args):
+    files = tfrecord_files.match_files(args.pattern)
     per_pass = sum(1 for _ in tf.data.TFRecordDataset(files))
     passes = max(1, -(-args.videos // per_pass))
     print(
@@ -104,12 +121,6 @@ def main():
         .dataset(args.pattern, args.batch)
         .repeat(passes),
     )
-
-    try:
-        import kts  # pylint: disable=import-outside-toplevel,unused-import
-    except ImportError:
-        print("kts.py not importable: shots (num_shots=32) not measured")
-        return
     # KTS is far slower than parsing; a few batches give its rate.
     shots_passes = max(1, passes // 10)
     report(

@@ -8,6 +8,7 @@ import generate_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FEATURE_SIZES = "8,4"
+NUM_CLASSES = 40
 
 
 def write_tiny_data(directory, seed, **overrides):
@@ -41,3 +42,19 @@ def run_program(program, *args, check=True):
             f"{program} failed:\n{result.stdout}\n{result.stderr[-3000:]}"
         )
     return result
+
+
+def train_args(data_dir, train_dir, model="FrameLevelLogisticModel", *extra):
+    return [
+        f"--train_dir={train_dir}",
+        "--frame_features",
+        f"--model={model}",
+        f"--train_data_pattern={data_dir}/frame/train*.tfrecord",
+        f"--feature_sizes={FEATURE_SIZES}",
+        "--max_frames=40",
+        f"--num_classes={NUM_CLASSES}",
+        "--batch_size=8",
+        "--base_learning_rate=0.01",
+        "--log_steps=2",
+        *extra,
+    ]

@@ -19,6 +19,9 @@ import tensorflow as tf
 
 from program_testing import run_program, write_tiny_data
 
+# Runs the programs in subprocesses or trains models: the full suite only.
+pytestmark = pytest.mark.slow
+
 NUM_CLASSES = 40
 FRAME_FLAGS = [
     "--frame_features",

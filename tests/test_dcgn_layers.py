@@ -7,9 +7,23 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import configs
 import dcgn_layers as dl
 
 K = 3
+
+
+def encoder_of(levels, filters, pooling, num_shots, max_frames, **choices):
+    config = configs.DCGNConfig(
+        dcgn_levels=levels,
+        dcgn_filters=filters,
+        dcgn_kernel=K,
+        dcgn_pooling=pooling,
+        dcgn_shots=num_shots,
+    )
+    return dl.DCGNEncoder(config, max_frames, **choices)
+
+
 POOLINGS = ["average", "attention"]
 SHOTS = [0, 5]
 
@@ -361,9 +375,7 @@ def _encoder_inputs(max_frames, dim, lengths, num_shots, seed=0):
 @pytest.mark.parametrize("pooling", POOLINGS)
 def test_encoder_shapes_for_every_length(pooling, num_shots):
     lengths = [1, 2, 3, 4, 7, 300]
-    encoder = dl.DCGNEncoder(
-        5 if not num_shots else 3, 8, K, pooling, num_shots, max_frames=300
-    )
+    encoder = encoder_of(5 if not num_shots else 3, 8, pooling, num_shots, 300)
     frames, num_frames, bounds = _encoder_inputs(300, 8, lengths, num_shots)
     out = encoder(frames, num_frames, bounds).numpy()
     num_nodes = 2 if not num_shots else 1  # 300 -> ... -> 2; 5 shots -> 2 -> 1
@@ -379,7 +391,7 @@ def test_encoder_shapes_for_every_length(pooling, num_shots):
 @pytest.mark.parametrize("num_shots", SHOTS)
 @pytest.mark.parametrize("pooling", POOLINGS)
 def test_padded_frames_do_not_change_the_output(pooling, num_shots):
-    encoder = dl.DCGNEncoder(3, 8, K, pooling, num_shots, max_frames=30)
+    encoder = encoder_of(3, 8, pooling, num_shots, 30)
     frames, num_frames, bounds = _encoder_inputs(30, 8, [1, 4, 11, 30], num_shots)
     clean = encoder(frames, num_frames, bounds).numpy()
     garbage = _rng(9).normal(scale=1e3, size=frames.shape).astype("float32")
@@ -413,8 +425,8 @@ def test_levels_keep_nodes_apart_and_at_unit_scale():
 
     def last_level(choices):
         keras.utils.set_random_seed(0)
-        encoder = dl.DCGNEncoder(
-            3, 32, K, max_frames=243, centre_adjacency=choices, normalize=choices
+        encoder = encoder_of(
+            3, 32, "average", 0, 243, centre_adjacency=choices, normalize=choices
         )
         h = encoder(frames, np.full(4, 243)).numpy().reshape(4, 9, 32)
         # Share of the nodes' second moment that differs between nodes.
@@ -430,7 +442,7 @@ def test_levels_keep_nodes_apart_and_at_unit_scale():
 
 
 def test_encoder_fits_frames_to_max_frames():
-    encoder = dl.DCGNEncoder(2, 4, K, "average", max_frames=12)
+    encoder = encoder_of(2, 4, "average", 0, 12)
     frames, num_frames, _ = _encoder_inputs(12, 3, [5, 12], 0)
     full = encoder(frames, num_frames).numpy()
     np.testing.assert_allclose(
@@ -439,7 +451,7 @@ def test_encoder_fits_frames_to_max_frames():
     longer = np.concatenate([frames, np.ones((2, 4, 3), "float32")], axis=1)
     np.testing.assert_allclose(encoder(longer, num_frames).numpy(), full, rtol=1e-6)
     with pytest.raises(ValueError):
-        dl.DCGNEncoder(2, 4, K, num_shots=4, max_frames=12)(frames, num_frames)
+        encoder_of(2, 4, "average", 4, 12)(frames, num_frames)
 
 
 @pytest.mark.parametrize("num_shots", [0, 9])
@@ -447,7 +459,7 @@ def test_encoder_fits_frames_to_max_frames():
 def test_every_weight_gets_a_gradient(pooling, num_shots):
     # 27 frames -> 9 -> 3 nodes, or 9 shots -> 3 nodes: the last level keeps
     # several real nodes, so its adjacency (and attention) carries gradient.
-    encoder = dl.DCGNEncoder(2, 8, K, pooling, num_shots, max_frames=27)
+    encoder = encoder_of(2, 8, pooling, num_shots, 27)
     frames, num_frames, bounds = _encoder_inputs(
         27, 6, [27, 20, 16], num_shots, seed=11
     )
@@ -485,78 +497,3 @@ def test_graph_pooling_with_unknown_node_count():
 
 
 # ---------------------------------------------------------- serialisation
-
-
-@pytest.mark.parametrize(
-    "cls,kwargs",
-    [
-        (
-            dl.GraphPooling,
-            dict(kernel=K, mode="attention", per_feature=True, name="pool"),
-        ),
-        (
-            dl.NodeConvolution,
-            dict(filters=4, kernel=K, use_bias=True, kernel_initializer="he_normal"),
-        ),
-        (dl.NormalizedAdjacency, dict(epsilon=1e-5, centre=False)),
-        (
-            dl.GraphPropagation,
-            dict(filters=3, activation="tanh", use_bias=False, normalize=True),
-        ),
-        (
-            dl.DCGNLevel,
-            dict(filters=4, kernel=K, pooling="attention", centre_adjacency=False),
-        ),
-        (dl.ShotLevel, dict(filters=4, kernel=K, normalize=False)),
-        (
-            dl.DCGNEncoder,
-            dict(
-                levels=3,
-                filters=4,
-                kernel=K,
-                pooling="attention",
-                num_shots=6,
-                max_frames=20,
-                centre_adjacency=False,
-                normalize=False,
-            ),
-        ),
-    ],
-    ids=lambda value: value.__name__ if isinstance(value, type) else "",
-)
-def test_config_round_trip(cls, kwargs):
-    layer = cls(**kwargs)
-    config = layer.get_config()
-    restored = type(layer).from_config(config)
-    assert restored.get_config() == config
-    generic = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(layer)
-    )
-    assert type(generic) is type(layer)
-    assert generic.get_config() == config
-
-
-@pytest.mark.parametrize("num_shots,pooling", [(0, "average"), (4, "attention")])
-def test_saved_model_predicts_the_same(tmp_path, num_shots, pooling):
-    max_frames, dim = 12, 5
-    frames_in = keras.Input((max_frames, dim), name="frames")
-    num_frames_in = keras.Input((), dtype="int32", name="num_frames")
-    inputs = [frames_in, num_frames_in]
-    bounds_in = None
-    if num_shots:
-        bounds_in = keras.Input((num_shots + 1,), dtype="int32", name="bounds")
-        inputs.append(bounds_in)
-    encoder = dl.DCGNEncoder(2, 4, K, pooling, num_shots, max_frames)
-    outputs = keras.layers.Dense(3)(encoder(frames_in, num_frames_in, bounds_in))
-    model = keras.Model(inputs, outputs)
-
-    frames, num_frames, bounds = _encoder_inputs(max_frames, dim, [3, 12], num_shots)
-    batch = [frames, num_frames] + ([bounds] if num_shots else [])
-    before = model.predict(batch, verbose=0)
-    path = tmp_path / "dcgn.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    np.testing.assert_allclose(
-        loaded.predict(batch, verbose=0), before, rtol=1e-6, atol=1e-6
-    )
-    assert len(loaded.weights) == len(model.weights)

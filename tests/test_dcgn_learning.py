@@ -22,10 +22,15 @@ import pytest
 import tensorflow as tf
 
 import eval_util
-import frame_level_models
+import configs
 import generate_data
 import losses
+import models
 import readers
+import training
+
+# Runs the programs in subprocesses or trains models: the full suite only.
+pytestmark = pytest.mark.slow
 
 SEED = 0
 NUM_CLASSES = 40
@@ -36,7 +41,7 @@ NUM_VALIDATE = 300
 STEPS = 800
 BATCH_SIZE = 32
 LEARNING_RATE = 0.01
-DCGN = {"dcgn_levels": 5, "dcgn_filters": 64, "dcgn_kernel": 3}
+DCGN = configs.DCGNConfig(dcgn_levels=5, dcgn_filters=64, dcgn_kernel=3)
 PAIRS = 120
 TIE = 1e-4  # score differences below this are summation-order rounding
 
@@ -58,18 +63,13 @@ def as_batch(data, index):
 
 
 def train(model, data, seed):
-    """STEPS of Adam (clipped as train.py clips) over shuffled epochs."""
-    optimizer = keras.optimizers.Adam(LEARNING_RATE, clipnorm=1.0)
-    loss_fn = losses.CrossEntropyLoss()
-
-    @tf.function
-    def step(batch):
-        with tf.GradientTape() as tape:
-            predictions = model(batch, training=True)["predictions"]
-            loss = loss_fn.calculate_loss(predictions, batch["labels"])
-        variables = model.trainable_variables
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return loss
+    """STEPS of train.py's step (Adam, clipped) over shuffled epochs."""
+    step = training.make_train_step(
+        model,
+        keras.optimizers.Adam(LEARNING_RATE),
+        losses.CrossEntropyLoss(),
+        BATCH_SIZE,
+    )
 
     rng = np.random.default_rng(seed)
     order, position = rng.permutation(len(data["labels"])), 0
@@ -94,12 +94,18 @@ def predict(model, data):
     )
 
 
-def trained(name, kwargs, data):
+def trained(name, body, data):
     keras.utils.set_random_seed(SEED)
-    cls = getattr(frame_level_models, name)
-    model = cls(num_classes=NUM_CLASSES, **kwargs)
-    model.build_for(sum(FEATURE_SIZES), MAX_FRAMES, True)
-    return train(model, data, SEED)
+    config = configs.ModelConfig(
+        model=name,
+        frame_features=True,
+        feature_names=("rgb", "audio"),
+        feature_sizes=FEATURE_SIZES,
+        max_frames=MAX_FRAMES,
+        num_classes=NUM_CLASSES,
+        body=body,
+    )
+    return train(models.build_model(config), data, SEED)
 
 
 def run_experiment(data_dir):
@@ -121,8 +127,8 @@ def run_experiment(data_dir):
     return {
         "summary": summary,
         "validate": load_split(data_dir, "validate"),
-        "averaging": trained("FrameLevelLogisticModel", {}, train_data),
-        "dcgn": trained("DCGNModel", {**DCGN, "max_frames": MAX_FRAMES}, train_data),
+        "averaging": trained("FrameLevelLogisticModel", None, train_data),
+        "dcgn": trained("DCGNModel", DCGN, train_data),
     }
 
 

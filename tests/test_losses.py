@@ -1,9 +1,10 @@
-"""losses against the DESIGN.md formulas written in numpy."""
+"""losses against the formulas of docs/design.md written in numpy."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import cli
 import losses
 
 
@@ -99,7 +100,7 @@ def test_get_loss():
     assert isinstance(losses.get_loss("CrossEntropyLoss"), losses.CrossEntropyLoss)
     assert isinstance(losses.get_loss("HingeLoss"), losses.HingeLoss)
     assert isinstance(losses.get_loss("SoftmaxLoss"), losses.SoftmaxLoss)
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(cli.UsageError) as error:
         losses.get_loss("FocalLoss")
     for name in ("CrossEntropyLoss", "HingeLoss", "SoftmaxLoss", "FocalLoss"):
         assert name in str(error.value)

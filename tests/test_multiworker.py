@@ -27,6 +27,9 @@ import tensorflow as tf
 
 from program_testing import ROOT, run_program, write_tiny_data
 
+# Runs the programs in subprocesses or trains models: the full suite only.
+pytestmark = pytest.mark.slow
+
 NUM_CLASSES = 10
 RECORDS_PER_FILE = 32
 

@@ -12,39 +12,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from program_testing import FEATURE_SIZES, ROOT, run_program, write_tiny_data
+from program_testing import ROOT, run_program, train_args
 
-NUM_CLASSES = 40
+# Runs the programs in subprocesses or trains models: the full suite only.
+pytestmark = pytest.mark.slow
+
 TOP_K = 20
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("data")
-    write_tiny_data(
-        directory,
-        seed=3,
-        num_train=64,
-        num_validate=24,
-        num_test=20,
-    )
-    return directory
-
-
-def train_args(data_dir, train_dir, model="FrameLevelLogisticModel", *extra):
-    return [
-        f"--train_dir={train_dir}",
-        "--frame_features",
-        f"--model={model}",
-        f"--train_data_pattern={data_dir}/frame/train*.tfrecord",
-        f"--feature_sizes={FEATURE_SIZES}",
-        "--max_frames=40",
-        f"--num_classes={NUM_CLASSES}",
-        "--batch_size=8",
-        "--base_learning_rate=0.01",
-        "--log_steps=2",
-        *extra,
-    ]
 
 
 def read_submission(path):

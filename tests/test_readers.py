@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import precompute_shots
+import reader_errors
 import readers
+import tfrecord_files
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 FRAME = os.path.join(DATA, "frame2018", "*.tfrecord")
@@ -220,12 +223,15 @@ def test_parse_serialized_equals_dataset_both_levels():
     ]:
         from_ds = _collect(reader.dataset(pattern, batch_size=5))
         serialized = [r for _, r in _raw_records(pattern)]
-        # A fresh reader, as in a serving signature: no files were inspected.
+        # A fresh reader with the schema a serving signature gets: either id
+        # key, no stored shots.
         fresh = type(reader)(
             num_classes=reader.num_classes, max_frames=reader.max_frames
         )
+        _, schema = reader.inspect(pattern)
         serve = tf.function(
-            fresh.parse_serialized, input_signature=[tf.TensorSpec([None], tf.string)]
+            lambda s: fresh.parse(s, schema.for_serving()),
+            input_signature=[tf.TensorSpec([None], tf.string)],
         )
         out = {k: v.numpy() for k, v in serve(tf.constant(serialized)).items()}
         assert set(out) == set(from_ds)
@@ -334,7 +340,7 @@ def test_error_wrong_frame_size_in_later_record(tmp_path):
     pattern = _write(tmp_path / "x.tfrecord", [raw[0], bad])
     with pytest.raises(tf.errors.InvalidArgumentError) as err:
         list(readers.YT8MFrameFeatureReader().dataset(pattern, 2))
-    explained = str(readers.explain_data_error(err.value, pattern))
+    explained = str(reader_errors.explain_data_error(err.value, pattern))
     assert "feature audio expects 128" in explained and "100" in explained
     assert (
         "rYHA" in explained
@@ -359,7 +365,7 @@ def test_error_label_too_large_later_record_names_id(tmp_path):
     with pytest.raises(tf.errors.InvalidArgumentError) as err:
         list(readers.YT8MAggregatedFeatureReader().dataset(pattern, 4))
     assert bad_id in str(err.value)
-    explained = readers.explain_data_error(err.value, pattern)
+    explained = reader_errors.explain_data_error(err.value, pattern)
     assert isinstance(explained, readers.ReaderError)
     assert bad_id in str(explained) and "--num_classes" in str(explained)
     assert "3862" in str(explained) and "{{node" not in str(explained)
@@ -378,12 +384,12 @@ def test_error_truncated_file_named(tmp_path):
     good.write_bytes(open(sorted(tf.io.gfile.glob(FRAME))[0], "rb").read())
     bad, _ = _truncated_copy(tmp_path, "b_bad.tfrecord", 300000)
     pattern = str(tmp_path / "*.tfrecord")
-    assert readers.find_corrupt_files(pattern) == [bad]
-    assert readers.check_tfrecord_framing(bad) is not None
-    assert readers.check_tfrecord_framing(str(good)) is None
+    assert reader_errors.find_corrupt_files(pattern) == [bad]
+    assert tfrecord_files.check_tfrecord_framing(bad) is not None
+    assert tfrecord_files.check_tfrecord_framing(str(good)) is None
     with pytest.raises(tf.errors.DataLossError) as err:
         list(readers.YT8MFrameFeatureReader(max_frames=5).dataset(pattern, 1))
-    explained = readers.explain_data_error(err.value, pattern)
+    explained = reader_errors.explain_data_error(err.value, pattern)
     assert bad in str(explained) and str(good) not in str(explained)
     # A file corrupt from its first record fails while the dataset is built.
     first_bad, _ = _truncated_copy(tmp_path, "c.tfrecord", 1000)
@@ -463,7 +469,7 @@ def test_shots_computed_and_precomputed_agree(tmp_path):
         "shot_boundaries"
     ].shape.as_list() == [None, 4]
     _check_boundaries(computed["shot_boundaries"], computed["num_frames"], 3)
-    written = readers.add_shot_boundaries_to_records(
+    written = precompute_shots.add_shot_boundaries_to_records(
         FRAME, str(tmp_path / "out"), num_shots=3, max_frames=150
     )
     assert [os.path.basename(p) for p in written] == sorted(

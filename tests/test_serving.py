@@ -2,7 +2,7 @@
 and inference.py predict from the checkpoint, for every model.
 
 The models are built and exported here with the functions the programs use
-(common.build_model, common.export_saved_model, common.predict_batches over
+(models.build_model, common.export_saved_model, common.predict_batches over
 the reader's dataset); train.py -> export -> inference.py end to end is in
 test_programs.py. A second Python process, which never built the models,
 loads each export with tf.saved_model.load and feeds it the raw records.
@@ -17,9 +17,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from absl import flags
+
 import common
-import readers
+import model_flags
+import models
+import tfrecord_files
 from program_testing import write_tiny_data
+
+# Runs the programs in subprocesses or trains models: the full suite only.
+pytestmark = pytest.mark.slow
 
 NUM_CLASSES = 12
 TOP_K = 5
@@ -153,36 +160,30 @@ def served(data_dir, tmp_path_factory):
     expected, jobs = {}, {}
     for name, (model_name, frame_level, extra) in MODELS.items():
         tf.keras.utils.set_random_seed(1)
-        config = {
-            "model": model_name,
-            "frame_features": frame_level,
-            "feature_names": ["rgb", "audio"],
-            "feature_sizes": [8, 4],
-            "max_frames": 40,
-            "num_classes": NUM_CLASSES,
-            "hyperparameters": {**TINY, **extra},
-        }
-        model = common.build_model(config)
-        reader = readers.get_reader(
-            frame_level,
-            num_classes=NUM_CLASSES,
-            feature_names=["rgb", "audio"],
-            feature_sizes=[8, 4],
-            max_frames=40,
+        flag_values = flags.FlagValues()
+        model_flags.define(flag_values)
+        flag_values(
+            ["train.py", f"--model={model_name}", "--feature_sizes=8,4"]
+            + [f"--{key}={value}" for key, value in {**TINY, **extra}.items()]
         )
+        config = model_flags.model_config(flag_values)
+        assert config.frame_features == frame_level
+        model = models.build_model(config)
+        reader = common.make_reader(config)
         pattern = f"{data_dir}/{'frame' if frame_level else 'video'}/test*"
-        dataset = reader.dataset(pattern, 4, num_shots=model.num_shots)
+        _, schema = reader.inspect(pattern)
+        dataset = common.make_dataset(config, pattern, 4, reader)
         ids, predictions = [], []
         for batch, batch_predictions in common.predict_batches(model, dataset):
             ids.extend(v.decode() for v in batch["video_ids"])
             predictions.append(batch_predictions)
         expected[name] = (np.concatenate(predictions), ids)
         export = common.export_saved_model(
-            model, reader, str(root / name / "export" / "step_1"), TOP_K
+            model, reader, schema, str(root / name / "export" / "step_1"), TOP_K
         )
         jobs[name] = {
             "export": export,
-            "files": readers.match_files(pattern),
+            "files": tfrecord_files.match_files(pattern),
             "malformed": malformed_records(frame_level),
         }
     (root / "jobs.json").write_text(json.dumps(jobs))

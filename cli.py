@@ -1,0 +1,120 @@
+"""What every program's command line shares; imports no TensorFlow.
+
+One user-error type (`UsageError`), raised at the edges (flags, files,
+records) and printed as one line; everything else keeps its traceback, so a
+genuine bug still shows where it happened. The flags that all of train.py,
+eval.py and inference.py read, the checkpoint-step helpers and the duration
+format live here too, so that compare.py uses the same ones without loading
+TensorFlow.
+"""
+
+import datetime
+import logging
+import os
+import re
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging as absl_logging
+
+DEFAULT_TRAIN_DIR = "/tmp/yt8m_model/"
+MODEL_FLAG_HINT = (
+    " (the model and its flags come from --train_dir/model_config.json, "
+    "which train.py wrote: model flags belong to train.py)"
+)
+
+
+class UsageError(Exception):
+    """A problem the user can fix; programs print it without a traceback."""
+
+
+def define_program_flags(flag_values=flags.FLAGS):
+    """The flags of train.py, eval.py and inference.py alike."""
+    flags.DEFINE_string(
+        "train_dir",
+        DEFAULT_TRAIN_DIR,
+        "The directory that holds checkpoints, the model config and the "
+        "exported model.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_bool(
+        "skip_corrupt_files",
+        False,
+        "Skip data files that fail to read (with a warning that counts them) "
+        "instead of stopping.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_bool(
+        "dequantize_in_model",
+        False,
+        "Ship uint8 frames from the input pipeline and dequantise them inside "
+        "the compiled step: a quarter of the host-to-device traffic, same "
+        "results.",
+        flag_values=flag_values,
+    )
+
+
+def run(main, unknown_flag_hint=""):
+    """absl's app.run: UsageError -> one line on stderr and exit status 1.
+
+    unknown_flag_hint is added to absl's message for a flag the program does
+    not know (eval.py says that model flags belong to train.py).
+    """
+
+    def guarded(argv):
+        # TensorFlow's own INFO lines (saver, tracing) drown the progress
+        # lines, which are printed (cli.say); --verbosity=0 shows them again.
+        if not flags.FLAGS["verbosity"].present:
+            absl_logging.set_verbosity(absl_logging.WARNING)
+        if "tensorflow" in sys.modules:
+            sys.modules["tensorflow"].get_logger().setLevel(logging.WARNING)
+        try:
+            main(argv)
+        except UsageError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(1)
+
+    def parse(argv):
+        try:
+            return flags.FLAGS(argv)
+        except flags.Error as error:
+            print(f"error: {error}{unknown_flag_hint}", file=sys.stderr)
+            print(
+                f"Pass --help to list {os.path.basename(argv[0])}'s flags.",
+                file=sys.stderr,
+            )
+            sys.exit(1)
+
+    app.run(guarded, flags_parser=parse)
+
+
+def say(line):
+    """A progress or result line, printed once and flushed."""
+    print(line, flush=True)
+
+
+def format_duration(seconds):
+    return str(datetime.timedelta(seconds=int(round(seconds))))
+
+
+def checkpoint_step(checkpoint_path):
+    """The global step a checkpoint was written at (its `-N` suffix)."""
+    return int(checkpoint_path.rsplit("-", 1)[-1])
+
+
+def latest_checkpoint_step(train_dir):
+    """The step of train_dir's latest checkpoint (0 when none).
+
+    Reads TensorFlow's `checkpoint` state file as text, so that callers
+    without TensorFlow (compare.py) agree with tf.train.latest_checkpoint.
+    """
+    path = os.path.join(train_dir, "checkpoint")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        for line in f:
+            found = re.match(r'model_checkpoint_path:\s*"(.*)"', line)
+            if found:
+                return checkpoint_step(found.group(1))
+    return 0

@@ -1,0 +1,167 @@
+"""The flags that shape a model, and the one place they become a ModelConfig.
+
+Only train.py and compare.py define these flags. eval.py and inference.py
+rebuild the model from train_dir/model_config.json, so they do not know
+these flags and refuse them rather than ignore them.
+"""
+
+from absl import flags
+
+import configs
+from cli import UsageError
+
+
+def define(flag_values=flags.FLAGS):
+    """Defines the model flags (the starter's names and defaults)."""
+    fv = dict(flag_values=flag_values)
+    flags.DEFINE_string(
+        "model", "LogisticModel", f"The model class: {', '.join(configs.MODELS)}.", **fv
+    )
+    flags.DEFINE_bool(
+        "frame_features",
+        None,
+        "Read frame-level records (SequenceExample) rather than video-level "
+        "ones (Example). Default: what --model needs.",
+        **fv,
+    )
+    flags.DEFINE_string(
+        "feature_names",
+        None,
+        "Comma-separated feature names; default rgb,audio for frame-level "
+        "models, else mean_rgb,mean_audio.",
+        **fv,
+    )
+    flags.DEFINE_string(
+        "feature_sizes", "1024,128", "Comma-separated sizes of --feature_names.", **fv
+    )
+    flags.DEFINE_integer("max_frames", 300, "Frames kept per video.", **fv)
+    flags.DEFINE_integer(
+        "num_classes", 3862, "Size of the label vocabulary (4716 for 2017 data).", **fv
+    )
+    flags.DEFINE_bool(
+        "l2_normalize_input",
+        True,
+        "L2-normalise each frame over its concatenated features before the "
+        "model, as the starter did.",
+        **fv,
+    )
+    flags.DEFINE_string(
+        "video_level_classifier_model",
+        "MoeModel",
+        "The head that ends every frame-level model: LogisticModel or MoeModel.",
+        **fv,
+    )
+    flags.DEFINE_integer(
+        "moe_num_mixtures", 2, "Experts per class in MoeModel (paper Table 1: 2).", **fv
+    )
+    flags.DEFINE_integer(
+        "iterations", 30, "Frames DbofModel samples from each video.", **fv
+    )
+    flags.DEFINE_bool(
+        "dbof_add_batch_norm",
+        True,
+        "Batch-normalise DbofModel's input and hidden layers.",
+        **fv,
+    )
+    flags.DEFINE_bool(
+        "sample_random_frames",
+        True,
+        "DbofModel samples frames at random while training; otherwise (and "
+        "always in evaluation) evenly spaced.",
+        **fv,
+    )
+    flags.DEFINE_integer("dbof_cluster_size", 8192, "DbofModel's cluster size.", **fv)
+    flags.DEFINE_integer("dbof_hidden_size", 1024, "DbofModel's hidden size.", **fv)
+    flags.DEFINE_enum(
+        "dbof_pooling_method",
+        "max",
+        ["max", "average"],
+        "How DbofModel pools frames.",
+        **fv,
+    )
+    flags.DEFINE_integer(
+        "lstm_cells", 1024, "Units per layer of LstmModel and GruModel.", **fv
+    )
+    flags.DEFINE_integer(
+        "lstm_layers", 2, "Stacked layers of LstmModel and GruModel.", **fv
+    )
+    flags.DEFINE_integer("dcgn_levels", 5, "DCGN levels (paper Table 1: 5).", **fv)
+    flags.DEFINE_integer(
+        "dcgn_filters", 1024, "Filters of every DCGN level (paper Table 1: 1024).", **fv
+    )
+    flags.DEFINE_integer(
+        "dcgn_kernel", 3, "Nodes each DCGN level pools and convolves into one.", **fv
+    )
+    flags.DEFINE_enum(
+        "dcgn_pooling",
+        "average",
+        ["average", "attention"],
+        "DCGN graph pooling: average (eq. 4) or attention (eq. 5).",
+        **fv,
+    )
+    flags.DEFINE_integer(
+        "dcgn_shots",
+        0,
+        "KTS shots that form DCGN's first level (eqs. 10-11); 0: the first "
+        "level pools frames.",
+        **fv,
+    )
+
+
+def _split(text, cast, flag):
+    try:
+        return tuple(cast(part.strip()) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UsageError(f"--{flag}={text!r}: give comma-separated values.") from None
+
+
+def body_config(name, fv):
+    """The body config of model `name` from the flags, or None."""
+    body = configs.model_family(name).body
+    if body is configs.DCGNConfig:
+        return configs.DCGNConfig(
+            dcgn_levels=fv.dcgn_levels,
+            dcgn_filters=fv.dcgn_filters,
+            dcgn_kernel=fv.dcgn_kernel,
+            dcgn_pooling=fv.dcgn_pooling,
+            dcgn_shots=fv.dcgn_shots,
+        )
+    if body is configs.RecurrentConfig:
+        return configs.RecurrentConfig(
+            lstm_cells=fv.lstm_cells, lstm_layers=fv.lstm_layers
+        )
+    if body is configs.DbofConfig:
+        return configs.DbofConfig(
+            iterations=fv.iterations,
+            dbof_add_batch_norm=fv.dbof_add_batch_norm,
+            sample_random_frames=fv.sample_random_frames,
+            dbof_cluster_size=fv.dbof_cluster_size,
+            dbof_hidden_size=fv.dbof_hidden_size,
+            dbof_pooling_method=fv.dbof_pooling_method,
+        )
+    return None
+
+
+def model_config(fv=flags.FLAGS):
+    """The ModelConfig the model flags describe (a clear error if they clash)."""
+    family = configs.model_family(fv.model)
+    frame_features = (
+        family.frame_level if fv.frame_features is None else fv.frame_features
+    )
+    feature_names = fv.feature_names or (
+        "rgb,audio" if frame_features else "mean_rgb,mean_audio"
+    )
+    return configs.ModelConfig(
+        model=fv.model,
+        frame_features=frame_features,
+        feature_names=_split(feature_names, str, "feature_names"),
+        feature_sizes=_split(fv.feature_sizes, int, "feature_sizes"),
+        max_frames=fv.max_frames,
+        num_classes=fv.num_classes,
+        l2_normalize_input=fv.l2_normalize_input,
+        head=configs.HeadConfig(
+            video_level_classifier_model=fv.video_level_classifier_model,
+            moe_num_mixtures=fv.moe_num_mixtures,
+        ),
+        body=body_config(fv.model, fv),
+    )

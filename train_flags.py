@@ -1,0 +1,100 @@
+"""train.py's flags other than the model's (data, optimisation, checkpoints).
+
+Defined by a function, like model_flags, so that compare.py can check the
+flags it passes on to train.py against a private copy, without TensorFlow.
+"""
+
+from absl import flags
+
+import cli
+
+
+def define(flag_values=flags.FLAGS):
+    fv = dict(flag_values=flag_values)
+    cli.define_program_flags(flag_values)
+    flags.DEFINE_string(
+        "train_data_pattern", "", "Glob of the training TFRecord files.", **fv
+    )
+    flags.DEFINE_bool(
+        "start_new_model",
+        False,
+        "Delete the checkpoints in --train_dir and start over.",
+        **fv,
+    )
+    flags.DEFINE_string(
+        "distribution_strategy",
+        "auto",
+        "auto, default, mirrored (local GPUs) or multi_worker (TF_CONFIG).",
+        **fv,
+    )
+    flags.DEFINE_integer(
+        "batch_size", 1024, "Global batch size (split over the replicas).", **fv
+    )
+    flags.DEFINE_string(
+        "label_loss",
+        "CrossEntropyLoss",
+        "The training loss: CrossEntropyLoss, HingeLoss or SoftmaxLoss.",
+        **fv,
+    )
+    flags.DEFINE_float(
+        "regularization_penalty",
+        1.0,
+        "Weight of the models' L2 regularisation in the loss.",
+        **fv,
+    )
+    flags.DEFINE_float("base_learning_rate", 0.01, "Initial learning rate.", **fv)
+    flags.DEFINE_float(
+        "learning_rate_decay",
+        0.95,
+        "Learning rate factor every --learning_rate_decay_examples.",
+        **fv,
+    )
+    flags.DEFINE_float(
+        "learning_rate_decay_examples",
+        4000000,
+        "Training examples between learning rate decays.",
+        **fv,
+    )
+    flags.DEFINE_integer("num_epochs", 5, "Passes over the training data.", **fv)
+    flags.DEFINE_integer(
+        "max_steps", None, "Stop after this many steps (all runs together).", **fv
+    )
+    flags.DEFINE_string(
+        "optimizer",
+        "AdamOptimizer",
+        "A Keras optimizer name (adam, sgd, rmsprop, adagrad, ...); the "
+        "starter's AdamOptimizer etc. work too.",
+        **fv,
+    )
+    flags.DEFINE_float(
+        "clip_gradient_norm",
+        1.0,
+        "Clip each gradient to this norm (0: no clipping).",
+        **fv,
+    )
+    flags.DEFINE_integer("num_readers", 8, "Files read in parallel.", **fv)
+    flags.DEFINE_integer(
+        "save_checkpoint_steps",
+        1000,
+        "Checkpoint every this many steps (0: only by time).",
+        **fv,
+    )
+    flags.DEFINE_integer(
+        "save_checkpoint_secs", 600, "Checkpoint at least this often, in seconds.", **fv
+    )
+    flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept.", **fv)
+    flags.DEFINE_integer(
+        "log_steps",
+        10,
+        "Print progress and write summaries every this many steps.",
+        **fv,
+    )
+    flags.DEFINE_bool(
+        "export_model",
+        True,
+        "Export a SavedModel to train_dir/export/step_N when training ends.",
+        **fv,
+    )
+    flags.DEFINE_integer(
+        "export_top_k", 20, "Classes the exported serving signature returns.", **fv
+    )

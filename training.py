@@ -1,0 +1,107 @@
+"""The training step and optimizer of train.py, for every caller.
+
+train.py runs them under its distribution strategy; the tests and
+benchmarks call the same functions, so what they measure is the step the
+program runs (regularisation and clipping included).
+"""
+
+import keras
+import tensorflow as tf
+
+from cli import UsageError
+
+
+def make_optimizer(
+    name,
+    base_learning_rate,
+    learning_rate_decay,
+    learning_rate_decay_examples,
+    global_batch_size,
+):
+    """The starter's optimizer: staircase decay every N examples seen.
+
+    name: a Keras optimizer name (adam, sgd, ...) or the starter's spelling
+    (AdamOptimizer, ...). No clipnorm here: Keras clips each replica's share
+    of the gradient before summing them; the step clips the sum instead.
+    """
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        base_learning_rate,
+        decay_steps=learning_rate_decay_examples / global_batch_size,
+        decay_rate=learning_rate_decay,
+        staircase=True,
+    )
+    key = name[: -len("Optimizer")] if name.endswith("Optimizer") else name
+    try:
+        optimizer_class = type(keras.optimizers.get(key.lower()))
+    except ValueError:
+        raise UsageError(
+            f"--optimizer={name!r} is not a Keras optimizer; try adam, sgd, "
+            "rmsprop, adagrad or adamw."
+        ) from None
+    return optimizer_class(learning_rate=schedule)
+
+
+def clip_summed_gradients(gradients, clip_norm):
+    """Each replica's share of the gradients, scaled as clipping their sum.
+
+    Clips every gradient (per variable, like Keras' clipnorm) by the norm of
+    its sum over the replicas, so training with several replicas or workers
+    clips exactly as one process with the same global batch.
+    """
+    context = tf.distribute.get_replica_context()
+    summed = iter(
+        context.all_reduce(
+            tf.distribute.ReduceOp.SUM, [g for g in gradients if g is not None]
+        )
+    )
+    return [
+        None
+        if gradient is None
+        else gradient * clip_norm / tf.maximum(tf.norm(next(summed)), clip_norm)
+        for gradient in gradients
+    ]
+
+
+def make_train_step(
+    model,
+    optimizer,
+    loss_fn,
+    global_batch_size,
+    clip_gradient_norm=1.0,
+    regularization_penalty=1.0,
+    strategy=None,
+):
+    """A tf.function: batch -> (summed loss, predictions, labels), one update.
+
+    The loss is the per-example loss averaged over the global batch, plus
+    regularization_penalty times the model's regularisation losses; the
+    gradients of the sum over replicas are clipped to clip_gradient_norm
+    (0: no clipping). strategy None: the current (default) strategy.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+
+    def replica_step(batch):
+        with tf.GradientTape() as tape:
+            predictions = model(batch, training=True)["predictions"]
+            per_example = loss_fn.per_example_loss(predictions, batch["labels"])
+            loss = tf.nn.compute_average_loss(
+                per_example, global_batch_size=global_batch_size
+            )
+            total = loss
+            if model.losses:
+                total += regularization_penalty * tf.nn.scale_regularization_loss(
+                    tf.add_n(model.losses)
+                )
+        gradients = tape.gradient(total, model.trainable_variables)
+        if clip_gradient_norm > 0:
+            gradients = clip_summed_gradients(gradients, clip_gradient_norm)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return loss, predictions, batch["labels"]
+
+    @tf.function
+    def train_step(batch):
+        loss, predictions, labels = strategy.run(replica_step, args=(batch,))
+        loss = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+        return loss, predictions, labels
+
+    return train_step
