@@ -238,7 +238,7 @@ class ServingModule(tf.Module):
 def export_saved_model(model, reader, schema, export_dir, top_k=20):
     """Writes a SavedModel to `export_dir`, complete or not at all.
 
-    schema: the readers.RecordSchema of the training records (the exported
+    schema: the record_schema.RecordSchema of the training records (the exported
     model reads either id key and computes shots itself).
     """
     parent = os.path.dirname(os.path.abspath(export_dir))

@@ -21,6 +21,7 @@ import atomic_files
 import cli
 import kts
 import readers
+import record_schema
 import tfrecord_files
 
 FLAGS = flags.FLAGS
@@ -76,7 +77,7 @@ def add_shot_boundaries_to_records(
                     )
                     for serialized, bounds in zip(records.numpy(), shots):
                         seq = tf.train.SequenceExample.FromString(serialized)
-                        seq.context.feature[readers.SHOTS_KEY].int64_list.value[:] = (
+                        seq.context.feature[record_schema.SHOTS_KEY].int64_list.value[:] = (
                             bounds
                         )
                         writer.write(seq.SerializeToString())

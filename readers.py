@@ -35,9 +35,6 @@ a video-level record with a NaN or infinite feature value, and a frame-level
 video without frames (num_frames 0, also when one feature's list is missing).
 """
 
-import dataclasses
-from typing import Optional
-
 from absl import logging
 import numpy as np
 import tensorflow as tf
@@ -45,32 +42,10 @@ import tensorflow as tf
 import kts
 import quantization
 import reader_errors
+import record_schema
 import tfrecord_files
+from record_schema import FRAME_FEATURE_FLAG, ID_KEYS, SHOTS_KEY
 from tfrecord_files import ReaderError
-
-FRAME_FEATURE_FLAG = "--frame_features"
-ID_KEYS = ("id", "video_id")  # 2018 schema, 2017 schema
-SHOTS_KEY = "shot_boundaries"
-
-
-@dataclasses.dataclass(frozen=True)
-class RecordSchema:
-    """What the first record tells about a set of files.
-
-    id_key: "id" (2018), "video_id" (2017), or None to read whichever is set.
-    stored_shots: m when the records store m + 1 shot_boundaries to use, else 0.
-    feature_keys: the record keys of the features (video level: "rgb" may be
-      stored as "mean_rgb"); None: the reader's feature_names as they are
-      (frame level) or with a mean_ prefix (video level).
-    """
-
-    id_key: Optional[str] = None
-    stored_shots: int = 0
-    feature_keys: Optional[tuple] = None
-
-    def for_serving(self):
-        """The schema of an exported model: any id key, shots not stored."""
-        return dataclasses.replace(self, id_key=None, stored_shots=0)
 
 
 def dequantize_frames(video_matrix, num_frames):
@@ -370,74 +345,14 @@ class YT8MFrameFeatureReader(_BaseReader):
     frame_level = True
 
     def _inspect_record(self, path, serialized, num_shots):
-        try:
-            seq = tf.train.SequenceExample.FromString(serialized)
-        except Exception as exc:  # protobuf DecodeError
-            raise ReaderError(
-                f"The first record of {path} is not a tf.train.SequenceExample "
-                f"({exc}); is this a YouTube-8M TFRecord file?"
-            ) from exc
-        context = seq.context.feature
-        lists = seq.feature_lists.feature_list
-        id_key = _find_id_key(context, path)
-        record_id = _record_id(context, id_key)
-        where = f"{path} (record {record_id})"
-
-        missing = [n for n in self.feature_names if n not in lists]
-        if missing:
-            video_level = [k for k in context if k.startswith("mean_")]
-            if video_level and not lists:
-                raise ReaderError(
-                    f"{where} is a video-level record (tf.train.Example with "
-                    f"{', '.join(sorted(video_level))}), but the frame-level reader "
-                    f"was asked for it. Drop {FRAME_FEATURE_FLAG} (or use "
-                    "--frame_features=False) to read video-level data, or point the "
-                    "data pattern at frame-level files."
-                )
-            raise ReaderError(
-                f"Feature(s) {', '.join(missing)} not found in {where}. The "
-                f"records hold the frame features: "
-                f"{', '.join(sorted(lists)) or '(none)'}. Set --feature_names "
-                "(and --feature_sizes) to those."
-            )
-
-        found = []
-        for name in self.feature_names:
-            frames = lists[name].feature
-            found.append(len(frames[0].bytes_list.value[0]) if frames else None)
-        wrong = [
-            (n, e, f)
-            for n, e, f in zip(self.feature_names, self.feature_sizes, found)
-            if f is not None and f != e
-        ]
-        if wrong:
-            fix = ",".join(
-                str(f if f is not None else e)
-                for e, f in zip(self.feature_sizes, found)
-            )
-            detail = "; ".join(
-                f"feature '{n}' has {f} values per frame, expected {e}"
-                for n, e, f in wrong
-            )
-            raise ReaderError(
-                f"In {where}: {detail}. Set --feature_sizes to match "
-                f"--feature_names={','.join(self.feature_names)}, e.g. "
-                f"--feature_sizes={fix}."
-            )
-
-        _check_first_labels(context, record_id, path, self.num_classes)
-        stored_shots = 0
-        if num_shots > 0 and SHOTS_KEY in context:
-            stored = len(context[SHOTS_KEY].int64_list.value)
-            if stored != num_shots + 1:
-                raise ReaderError(
-                    f"{where} stores {SHOTS_KEY} for {stored - 1} shots, but "
-                    f"{num_shots} shots were asked for (--dcgn_shots). Use "
-                    f"--dcgn_shots={stored - 1}, or read files without stored shots "
-                    "so that they are computed."
-                )
-            stored_shots = num_shots
-        return RecordSchema(id_key=id_key, stored_shots=stored_shots)
+        return record_schema.frame_schema(
+            path,
+            serialized,
+            self.feature_names,
+            self.feature_sizes,
+            self.num_classes,
+            num_shots,
+        )
 
     def parse(self, serialized, schema, with_labels=True):
         """See _BaseReader.parse; with_labels=False leaves `labels` out."""
@@ -560,74 +475,17 @@ class YT8MAggregatedFeatureReader(_BaseReader):
 
     frame_level = False
 
-    def _record_keys(self, context=None):
-        """The record keys for feature_names ('rgb' -> 'mean_rgb' if needed).
-
-        Without a record to look at: the mean_ spelling (the published one).
-        """
-        if context is None:
-            return tuple(
-                n if n.startswith("mean_") else "mean_" + n for n in self.feature_names
-            )
-        return tuple(
-            n if n in context or "mean_" + n not in context else "mean_" + n
-            for n in self.feature_names
-        )
-
     def _inspect_record(self, path, serialized, num_shots):
-        try:
-            seq = tf.train.SequenceExample.FromString(serialized)
-        except Exception as exc:  # protobuf DecodeError
-            raise ReaderError(
-                f"The first record of {path} is not a tf.train.Example ({exc}); "
-                "is this a YouTube-8M TFRecord file?"
-            ) from exc
-        # An Example's `features` is field 1, like a SequenceExample's context,
-        # so one parse serves both and shows frame-level records as well.
-        context = seq.context.feature
-        lists = seq.feature_lists.feature_list
-        id_key = _find_id_key(context, path)
-        record_id = _record_id(context, id_key)
-        where = f"{path} (record {record_id})"
         if num_shots > 0:
             self._compute_shots(None, num_shots)
-
-        keys = self._record_keys(context)
-        missing = [n for n, k in zip(self.feature_names, keys) if k not in context]
-        if missing:
-            if lists:
-                raise ReaderError(
-                    f"{where} is a frame-level record (tf.train.SequenceExample with "
-                    f"feature lists {', '.join(sorted(lists))}), but the video-level "
-                    f"reader was asked for it. Pass {FRAME_FEATURE_FLAG} to read "
-                    "frame-level data, or point the data pattern at video-level "
-                    "files."
-                )
-            features = sorted(k for k in context if k not in ID_KEYS + ("labels",))
-            raise ReaderError(
-                f"Feature(s) {', '.join(missing)} not found in {where}. The "
-                f"records hold the features: {', '.join(features) or '(none)'}. "
-                "Set --feature_names (and --feature_sizes) to those."
-            )
-
-        found = [len(context[k].float_list.value) for k in keys]
-        wrong = [
-            (n, e, f) for n, e, f in zip(keys, self.feature_sizes, found) if f != e
-        ]
-        if wrong:
-            detail = "; ".join(
-                f"feature '{n}' has {f} values, expected {e}" for n, e, f in wrong
-            )
-            raise ReaderError(
-                f"In {where}: {detail}. Set --feature_sizes to match "
-                f"--feature_names={','.join(self.feature_names)}, e.g. "
-                f"--feature_sizes={','.join(map(str, found))}."
-            )
-        _check_first_labels(context, record_id, path, self.num_classes)
-        return RecordSchema(id_key=id_key, feature_keys=keys)
+        return record_schema.video_schema(
+            path, serialized, self.feature_names, self.feature_sizes, self.num_classes
+        )
 
     def parse(self, serialized, schema):
-        keys = schema.feature_keys or self._record_keys()
+        keys = schema.feature_keys or record_schema.video_feature_keys(
+            self.feature_names
+        )
         features = self._id_features(schema.id_key)
         features["labels"] = tf.io.VarLenFeature(tf.int64)
         for key, size in zip(keys, self.feature_sizes):
@@ -654,35 +512,6 @@ class YT8MAggregatedFeatureReader(_BaseReader):
             "num_frames": tf.fill(tf.shape(video_ids), 1),
             "labels": self._labels_to_multi_hot(parsed["labels"], video_ids),
         }
-
-
-def _find_id_key(context, path):
-    for key in ID_KEYS:
-        if key in context:
-            return key
-    raise ReaderError(
-        f"The first record of {path} has no video id (neither 'id', the 2018 "
-        f"key, nor 'video_id', the 2017 key); its context features are: "
-        f"{', '.join(sorted(context)) or '(none)'}."
-    )
-
-
-def _record_id(context, id_key):
-    values = context[id_key].bytes_list.value
-    return values[0].decode("utf-8", "replace") if values else "?"
-
-
-def _check_first_labels(context, record_id, path, num_classes):
-    if "labels" not in context:
-        return
-    labels = list(context["labels"].int64_list.value)
-    bad = [label for label in labels if label >= num_classes or label < 0]
-    if bad:
-        raise ReaderError(
-            f"Record {record_id} in {path} has label(s) {bad} outside "
-            f"[0, {num_classes}) (num_classes). Set --num_classes above the "
-            "largest label (3862 for the 2018 data, 4716 for the 2017 data)."
-        )
 
 
 def get_reader(frame_features, **kwargs):

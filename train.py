@@ -248,14 +248,6 @@ def main(unused_argv):
         raise cli.UsageError("--train_data_pattern is required.")
     config = model_flags.model_config(FLAGS)
     train_dir = FLAGS.train_dir
-    reader = common.make_reader(
-        config,
-        skip_corrupt_files=FLAGS.skip_corrupt_files,
-        dequantize=not FLAGS.dequantize_in_model,
-    )
-    # The data is checked (first record) before anything is written.
-    _, schema = reader.inspect(FLAGS.train_data_pattern, config.num_shots)
-    common.check_writable(train_dir, "--train_dir")
     config_path = os.path.join(train_dir, common.MODEL_CONFIG_FILE)
     if os.path.exists(config_path) and not FLAGS.start_new_model:
         differences = configs.differences(common.load_model_config(train_dir), config)
@@ -265,8 +257,17 @@ def main(unused_argv):
                 f"({', '.join(differences)}); use another --train_dir, or "
                 "--start_new_model to replace it."
             )
-
+    # Before any TensorFlow op: a multi-worker strategy must configure the
+    # runtime first.
     strategy = common.choose_strategy(FLAGS.distribution_strategy)
+    reader = common.make_reader(
+        config,
+        skip_corrupt_files=FLAGS.skip_corrupt_files,
+        dequantize=not FLAGS.dequantize_in_model,
+    )
+    # The data is checked (first record) before anything is written.
+    _, schema = reader.inspect(FLAGS.train_data_pattern, config.num_shots)
+    common.check_writable(train_dir, "--train_dir")
     if FLAGS.start_new_model and common.is_chief(strategy):
         delete_checkpoints(train_dir)
     trainer = Trainer(strategy, config, train_dir)

@@ -126,8 +126,8 @@ def test_runs_every_model_in_chunks_and_writes_table_json_and_plots(compared):
     # Shared flags from --train_flags and after -- reached train.py.
     config = json.loads((output_dir / "bag_16" / "model_config.json").read_text())
     assert config["num_classes"] == 20 and config["feature_sizes"] == [8, 4]
-    assert config["hyperparameters"]["dbof_cluster_size"] == 16
-    assert config["hyperparameters"]["moe_num_mixtures"] == 1
+    assert config["body"]["dbof_cluster_size"] == 16
+    assert config["head"]["moe_num_mixtures"] == 1
     assert "[2/2] Bag 16: chunk 2/2, steps 2->4" in stdout and "ETA" in stdout
 
     table = (output_dir / "results.md").read_text()
