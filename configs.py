@@ -52,6 +52,55 @@ class DCGNConfig:
     dcgn_pooling: str = "average"
     dcgn_shots: int = 0
 
+    def level_nodes(self, max_frames, shots=None):
+        """Node count after each level: a level maps N nodes to ceil(N / K).
+
+        With m shots the first level has m nodes (one a shot) and the others
+        divide by K; without, every level divides the frames by K. Example:
+        300 frames, K = 3, 5 levels: 100, 34, 12, 4, 2.
+        """
+        shots = self.dcgn_shots if shots is None else shots
+        nodes = [shots] if shots else [-(-max_frames // self.dcgn_kernel)]
+        while len(nodes) < self.dcgn_levels:
+            nodes.append(-(-nodes[-1] // self.dcgn_kernel))
+        return nodes
+
+    def readout_filters(self, max_frames):
+        """Filters of the last level: the video vector is as wide with shots
+        as without (dcgn_layers.py, "Readout width")."""
+        with_shots = self.level_nodes(max_frames)[-1]
+        frames = self.level_nodes(max_frames, shots=0)[-1]
+        return self.dcgn_filters * max(1, -(-frames // with_shots))
+
+    def check(self, max_frames):
+        """A UsageError naming the flags when this DCGN cannot be built well."""
+        for flag, value, low in (
+            ("--dcgn_levels", self.dcgn_levels, 1),
+            ("--dcgn_filters", self.dcgn_filters, 1),
+            ("--dcgn_kernel", self.dcgn_kernel, 2),
+            ("--dcgn_shots", self.dcgn_shots, 0),
+        ):
+            if value < low:
+                raise UsageError(f"{flag}={value}: give at least {low}.")
+        nodes = self.level_nodes(max_frames)
+        # A level whose input graph is one node has no edge and no neighbour
+        # to pool: it only repeats a dense layer on the same vector.
+        if 1 in nodes[:-1]:
+            useful = nodes.index(1) + 1
+            what = (
+                f"{self.dcgn_shots} shots"
+                if self.dcgn_shots
+                else f"{max_frames} frames"
+            )
+            more = self.dcgn_kernel ** (self.dcgn_levels - 1)
+            raise UsageError(
+                f"--dcgn_levels={self.dcgn_levels} with {what} (--dcgn_shots="
+                f"{self.dcgn_shots}, --max_frames={max_frames}): the graph is one "
+                f"node after level {useful} ({' -> '.join(map(str, nodes))}), so "
+                f"later levels have nothing to pool. Use --dcgn_levels={useful}"
+                + (f", or --dcgn_shots={more}." if self.dcgn_shots else ".")
+            )
+
 
 BodyConfig = Union[DbofConfig, RecurrentConfig, DCGNConfig]
 
@@ -132,6 +181,8 @@ class ModelConfig:
         ):
             if value < 1:
                 raise UsageError(f"{name}={value}: give a positive number.")
+        if isinstance(self.body, DCGNConfig):
+            self.body.check(self.max_frames)
 
     @property
     def feature_dim(self):

@@ -133,22 +133,6 @@ def _windows(x, mask, kernel):
     return x, mask
 
 
-def num_output_nodes(max_frames, levels, kernel, num_shots=0):
-    """Static node count N_L of the last level of a DCGN stack.
-
-    Without shots every level divides by K (rounding up); with m shots the
-    first level has m nodes and the other levels - 1 levels divide by K.
-    Example: 300 frames, K = 3, 5 levels: 300 -> 100, 34, 12, 4, 2, so N_L = 2.
-    """
-    if num_shots:
-        nodes, remaining = num_shots, levels - 1
-    else:
-        nodes, remaining = max_frames, levels
-    for _ in range(remaining):
-        nodes = _num_windows(nodes, kernel)
-    return nodes
-
-
 class GraphPooling(keras.layers.Layer):
     """Graph pooling over windows of K consecutive nodes (eqs. 4, 5).
 
@@ -530,8 +514,7 @@ class DCGNEncoder(keras.layers.Layer):
       frames [B, T, D], num_frames int [B], shot_boundaries int
       [B, num_shots+1] (needed when num_shots > 0, ignored otherwise) ->
       [B, N_L * filters], the last level's nodes concatenated in order,
-      padded nodes zero. N_L = num_output_nodes(max_frames, levels, kernel,
-      num_shots). Frames are cut or zero-padded to max_frames so that N_L is
+      padded nodes zero. N_L = config.level_nodes(max_frames)[-1]. Frames are cut or zero-padded to max_frames so that N_L is
       static.
 
     num_shots = 0: `levels` DCGNLevels over the frames.
@@ -547,42 +530,39 @@ class DCGNEncoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if config.dcgn_levels < 1:
-            raise ValueError(f"dcgn_levels must be >= 1, got {config.dcgn_levels}")
+        config.check(max_frames)
         self.levels = config.dcgn_levels
-        self.filters = config.dcgn_filters
         self.kernel = config.dcgn_kernel
         self.num_shots = config.dcgn_shots
         self.max_frames = int(max_frames)
+        self.num_nodes = config.level_nodes(self.max_frames)[-1]
+        # Every level has dcgn_filters filters but the last, which may have
+        # more with shots ("Readout width" in the module docstring).
+        widths = [config.dcgn_filters] * (self.levels - 1)
+        widths.append(config.readout_filters(self.max_frames))
+        self.filters = widths[-1]
         choices = dict(centre_adjacency=centre_adjacency, normalize=normalize)
-        self.num_nodes = num_output_nodes(
-            self.max_frames, self.levels, self.kernel, self.num_shots
-        )
-        self.shot_level = (
-            ShotLevel(self.filters, self.kernel, **choices, name="shot_level")
-            if self.num_shots
-            else None
-        )
-        num_graph_levels = self.levels - 1 if self.num_shots else self.levels
+        self.shot_level = None
+        if self.num_shots:
+            self.shot_level = ShotLevel(
+                widths.pop(0), self.kernel, **choices, name="shot_level"
+            )
+        first = self.levels - len(widths)
         self.graph_levels = [
             DCGNLevel(
-                self.filters,
-                self.kernel,
-                config.dcgn_pooling,
-                **choices,
-                name=f"level_{i}",
+                width, self.kernel, config.dcgn_pooling, **choices, name=f"level_{i}"
             )
-            for i in range(self.levels - num_graph_levels, self.levels)
+            for i, width in enumerate(widths, first)
         ]
 
     def build(self, input_shape):
         shape = (None, self.max_frames, input_shape[-1])
         if self.shot_level is not None:
             self.shot_level.build(shape)
-            shape = (None, self.num_shots, self.filters)
+            shape = (None, self.num_shots, self.shot_level.filters)
         for level in self.graph_levels:
             level.build(shape)
-            shape = (None, _num_windows(shape[1], self.kernel), self.filters)
+            shape = (None, _num_windows(shape[1], self.kernel), level.filters)
 
     def _fit_length(self, frames):
         frames = frames[:, : self.max_frames]

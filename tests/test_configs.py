@@ -2,6 +2,7 @@
 
 from absl import flags
 import pytest
+import tensorflow as tf
 
 import cli
 import configs
@@ -69,6 +70,60 @@ def test_json_round_trip(model):
 def test_differences_name_the_flags():
     saved = model_flags.model_config(flag_values("--model=DCGNModel"))
     wanted = model_flags.model_config(
-        flag_values("--model=DCGNModel", "--dcgn_shots=16", "--num_classes=40")
+        flag_values("--model=DCGNModel", "--dcgn_shots=81", "--num_classes=40")
     )
     assert configs.differences(saved, wanted) == ["dcgn_shots", "num_classes"]
+
+
+def test_every_dcgn_configuration_the_flags_accept_is_built_or_refused_clearly():
+    # The grid of issue-level settings at tiny width: node counts, and so
+    # refusals, do not depend on the filters.
+    import re
+
+    import model_testing
+    import models
+
+    built = refused = 0
+    for levels in (2, 3, 4, 5):
+        for shots in (0, 8, 16, 27, 32, 64, 81):
+            for pooling in ("average", "attention"):
+                body = configs.DCGNConfig(
+                    dcgn_levels=levels,
+                    dcgn_filters=4,
+                    dcgn_pooling=pooling,
+                    dcgn_shots=shots,
+                )
+                try:
+                    config = model_testing.tiny_config(
+                        "DCGNModel", body, max_frames=300
+                    )
+                except cli.UsageError as error:
+                    refused += 1
+                    message = str(error)
+                    assert f"--dcgn_levels={levels}" in message
+                    assert f"--dcgn_shots={shots}" in message
+                    # The suggested levels build.
+                    useful = int(re.search(r"Use --dcgn_levels=(\d+)", message)[1])
+                    model_testing.tiny_config(
+                        "DCGNModel", with_levels(body, useful), max_frames=300
+                    )
+                    continue
+                built += 1
+                frame_width = body.level_nodes(300, shots=0)[-1] * body.dcgn_filters
+                nodes = body.level_nodes(300)
+                assert nodes[-1] * body.readout_filters(300) >= frame_width
+                if levels == 2 and pooling == "average":
+                    model = models.build_model(config)
+                    batch = model_testing.make_batch(True, max_frames=300)
+                    if shots:
+                        batch["shot_boundaries"] = tf.constant(
+                            [[0] + [1] * shots] * 4, tf.int32
+                        )
+                    assert model(batch)["predictions"].shape == (4, model.num_classes)
+    assert built and refused
+
+
+def with_levels(body, levels):
+    import dataclasses
+
+    return dataclasses.replace(body, dcgn_levels=levels)
