@@ -384,23 +384,23 @@ def _encoder_inputs(max_frames, dim, lengths, num_shots, seed=0):
 @pytest.mark.parametrize("num_shots", SHOTS)
 @pytest.mark.parametrize("pooling", POOLINGS)
 def test_encoder_shapes_for_every_length(pooling, num_shots):
-    # Seeded: with 8 random filters a node can be all zero (every unit below
-    # the ReLU), which the last assertion must not meet by chance.
+    # 32 filters: a real node is all zero only if all 32 units fall below the
+    # ReLU, which the last assertion must not meet by chance.
     keras.utils.set_random_seed(0)
     lengths = [1, 2, 3, 4, 7, 300]
-    encoder = encoder_of(5 if not num_shots else 3, 8, pooling, num_shots, 300)
+    encoder = encoder_of(5 if not num_shots else 3, 32, pooling, num_shots, 300)
     frames, num_frames, bounds = _encoder_inputs(300, 8, lengths, num_shots)
     out = encoder(frames, num_frames, bounds).numpy()
-    # 300 -> ... -> 2 nodes of 8; 5 shots -> 2 -> 1 node, as wide as the
+    # 300 -> ... -> 2 nodes of 32; 5 shots -> 2 -> 1 node, as wide as the
     # 12 nodes the frames reach in 3 levels.
-    num_nodes, width = (2, 8) if not num_shots else (1, 12 * 8)
+    num_nodes, width = (2, 32) if not num_shots else (1, 12 * 32)
     assert encoder.num_nodes == num_nodes
     assert out.shape == (len(lengths), num_nodes * width)
     assert np.all(np.isfinite(out))
     if not num_shots:
         # The last node starts at frame 243: shorter videos leave it padded.
-        np.testing.assert_array_equal(out[:5, 8:], 0.0)
-        assert np.any(out[5, 8:] != 0.0)
+        np.testing.assert_array_equal(out[:5, 32:], 0.0)
+        assert np.any(out[5, 32:] != 0.0)
 
 
 @pytest.mark.parametrize("num_shots", SHOTS)
