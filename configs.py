@@ -66,7 +66,7 @@ class DCGNConfig:
         return nodes
 
     def readout_filters(self, max_frames):
-        """Filters of the last level: the video vector is as wide with shots
+        """Filters of the last level: the video vector is at least as wide with shots
         as without (dcgn_layers.py, "Readout width")."""
         with_shots = self.level_nodes(max_frames)[-1]
         frames = self.level_nodes(max_frames, shots=0)[-1]

@@ -83,8 +83,26 @@ Decisions the paper leaves open:
   (s_t == s_{t+1}) is a padded node. p1 is always the shot mean of eq. 10,
   with either pooling mode, since eq. 10 replaces the pooling at this level.
 * Encoder output: the last level's N_L nodes concatenated in order into
-  [B, N_L * filters]; N_L is static, computed from max_frames (or the number
-  of shots), and padded nodes contribute zeros.
+  [B, N_L * filters] (the paper: "the last level feature vectors are
+  concatenated"); N_L is static, computed from max_frames (or the number
+  of shots, configs.DCGNConfig.level_nodes), and padded nodes contribute
+  zeros.
+* Readout width (a deviation, with shots only): the shot level has m nodes
+  where the frames' first level has max_frames / K, so at equal depth the
+  shot path ends in fewer nodes (300 frames, 4 levels: 4 nodes; 27 shots:
+  1 node) and the head sees a vector 4x narrower. Measured on a 40-class
+  task of inter-shot structure (benchmarks/dcgn_learning.py, task mixed),
+  eval GAP followed that width and not the shots: 1 x 64 features 0.410
+  against the frames' 4 x 64 0.459, and 81 shots in 3 levels (9 x 64)
+  0.519 against the frames' 12 x 64 0.520. So the last level of the shot
+  path has filters * ceil(N_L(frames) / N_L(shots)) filters, and the video
+  vector is at least as wide with shots as without (27 shots, 4 levels: 1 x 256,
+  GAP 0.447). At the paper's 1024 filters this costs parameters and little
+  else; every other level keeps the paper's equal filters.
+* Depth: a level whose input graph is a single node has no edge and no
+  window to pool, and only repeats a dense layer; configs.DCGNConfig.check
+  refuses such a configuration (e.g. 27 shots in 5 levels) and names the
+  levels that work.
 """
 
 import keras
