@@ -193,14 +193,8 @@ def calculate_precision_at_equal_recall_rate(predictions, actuals):
     """PERR: mean over videos of the precision of their top-L predictions.
 
     L is the video's number of labels; only predictions with score > 0 count
-    as hits; a video without labels scores 0.
-
-    Args:
-      predictions: float [B, C].
-      actuals: multi-hot [B, C].
-
-    Returns:
-      float in [0, 1]; 0.0 for an empty batch.
+    as hits; a video without labels scores 0. Shapes and the empty batch as
+    for calculate_hit_at_one.
     """
     predictions, actuals = _check_pair(predictions, actuals)
     if predictions.shape[0] == 0:

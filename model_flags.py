@@ -14,6 +14,9 @@ from cli import UsageError
 def define(flag_values=flags.FLAGS):
     """Defines the model flags (the starter's names and defaults)."""
     fv = dict(flag_values=flag_values)
+    # Defaults come from the config classes, so each is written once.
+    head, dbof = configs.HeadConfig(), configs.DbofConfig()
+    recurrent, dcgn = configs.RecurrentConfig(), configs.DCGNConfig()
     flags.DEFINE_string(
         "model", "LogisticModel", f"The model class: {', '.join(configs.MODELS)}.", **fv
     )
@@ -47,61 +50,82 @@ def define(flag_values=flags.FLAGS):
     )
     flags.DEFINE_string(
         "video_level_classifier_model",
-        "MoeModel",
+        head.video_level_classifier_model,
         "The head that ends every frame-level model: LogisticModel or MoeModel.",
         **fv,
     )
     flags.DEFINE_integer(
-        "moe_num_mixtures", 2, "Experts per class in MoeModel (paper Table 1: 2).", **fv
+        "moe_num_mixtures",
+        head.moe_num_mixtures,
+        "Experts per class in MoeModel (paper Table 1: 2).",
+        **fv,
     )
     flags.DEFINE_integer(
-        "iterations", 30, "Frames DbofModel samples from each video.", **fv
+        "iterations", dbof.iterations, "Frames DbofModel samples from each video.", **fv
     )
     flags.DEFINE_bool(
         "dbof_add_batch_norm",
-        True,
+        dbof.dbof_add_batch_norm,
         "Batch-normalise DbofModel's input and hidden layers.",
         **fv,
     )
     flags.DEFINE_bool(
         "sample_random_frames",
-        True,
+        dbof.sample_random_frames,
         "DbofModel samples frames at random while training; otherwise (and "
         "always in evaluation) evenly spaced.",
         **fv,
     )
-    flags.DEFINE_integer("dbof_cluster_size", 8192, "DbofModel's cluster size.", **fv)
-    flags.DEFINE_integer("dbof_hidden_size", 1024, "DbofModel's hidden size.", **fv)
+    flags.DEFINE_integer(
+        "dbof_cluster_size", dbof.dbof_cluster_size, "DbofModel's cluster size.", **fv
+    )
+    flags.DEFINE_integer(
+        "dbof_hidden_size", dbof.dbof_hidden_size, "DbofModel's hidden size.", **fv
+    )
     flags.DEFINE_enum(
         "dbof_pooling_method",
-        "max",
+        dbof.dbof_pooling_method,
         ["max", "average"],
         "How DbofModel pools frames.",
         **fv,
     )
     flags.DEFINE_integer(
-        "lstm_cells", 1024, "Units per layer of LstmModel and GruModel.", **fv
+        "lstm_cells",
+        recurrent.lstm_cells,
+        "Units per layer of LstmModel and GruModel.",
+        **fv,
     )
     flags.DEFINE_integer(
-        "lstm_layers", 2, "Stacked layers of LstmModel and GruModel.", **fv
+        "lstm_layers",
+        recurrent.lstm_layers,
+        "Stacked layers of LstmModel and GruModel.",
+        **fv,
     )
-    flags.DEFINE_integer("dcgn_levels", 5, "DCGN levels (paper Table 1: 5).", **fv)
     flags.DEFINE_integer(
-        "dcgn_filters", 1024, "Filters of every DCGN level (paper Table 1: 1024).", **fv
+        "dcgn_levels", dcgn.dcgn_levels, "DCGN levels (paper Table 1: 5).", **fv
     )
     flags.DEFINE_integer(
-        "dcgn_kernel", 3, "Nodes each DCGN level pools and convolves into one.", **fv
+        "dcgn_filters",
+        dcgn.dcgn_filters,
+        "Filters of every DCGN level (paper Table 1: 1024).",
+        **fv,
+    )
+    flags.DEFINE_integer(
+        "dcgn_kernel",
+        dcgn.dcgn_kernel,
+        "Nodes each DCGN level pools and convolves into one.",
+        **fv,
     )
     flags.DEFINE_enum(
         "dcgn_pooling",
-        "average",
+        dcgn.dcgn_pooling,
         ["average", "attention"],
         "DCGN graph pooling: average (eq. 4) or attention (eq. 5).",
         **fv,
     )
     flags.DEFINE_integer(
         "dcgn_shots",
-        0,
+        dcgn.dcgn_shots,
         "KTS shots that form DCGN's first level (eqs. 10-11); 0: the first "
         "level pools frames.",
         **fv,

@@ -413,6 +413,7 @@ def test_class_layout_scales_and_bad_arguments_are_refused(tmp_path):
         gd.generate(str(tmp_path), num_train=1, min_frames=10)
 
 
+@pytest.mark.slow
 def test_command_line(tmp_path):
     out = tmp_path / "cli"
     proc = subprocess.run(

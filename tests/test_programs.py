@@ -176,3 +176,34 @@ def test_bad_flags_get_clear_errors(data_dir, tmp_path):
     )
     assert result.returncode == 1 and "nothing" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_eval_and_inference_refuse_model_flags(data_dir, tmp_path):
+    # A model flag would be ignored there (the model comes from
+    # model_config.json), so it is refused, saying why.
+    for program, data_flag in (
+        ("eval.py", "--eval_data_pattern"),
+        ("inference.py", "--input_data_pattern"),
+    ):
+        result = run_program(
+            program,
+            f"--train_dir={tmp_path}",
+            f"{data_flag}={data_dir}/frame/test*",
+            "--dcgn_shots=16",
+            check=False,
+        )
+        assert result.returncode == 1
+        assert "dcgn_shots" in result.stderr and "train.py" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_frame_features_follow_the_model_and_a_contradiction_is_refused(
+    data_dir, tmp_path
+):
+    args = [a for a in train_args(data_dir, tmp_path / "m") if a != "--frame_features"]
+    run_program("train.py", *args, "--max_steps=2", "--noexport_model")
+    config = json.loads((tmp_path / "m" / "model_config.json").read_text())
+    assert config["frame_features"] is True
+    result = run_program("train.py", *args, "--noframe_features", check=False)
+    assert result.returncode == 1
+    assert "frame-level model: add --frame_features" in result.stderr
