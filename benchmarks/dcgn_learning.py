@@ -152,6 +152,7 @@ def make_split(
     num_frames = np.zeros(num_videos, np.int32)
     labels = np.zeros((num_videos, world.num_classes(task)), np.float32)
     shares = np.zeros((num_videos, NUM_SCENES), np.float32)
+    true_shots = []  # the planted shot boundaries of each video
     for v in range(num_videos):
         count = int(rng.integers(num_shots[0], num_shots[1] + 1))
         scenes = [int(rng.integers(NUM_SCENES))]
@@ -196,11 +197,14 @@ def make_split(
         num_frames[v] = n
         labels[v] = world.labels(task, scenes, alternating)
         shares[v] = np.bincount(ids, minlength=NUM_SCENES) / n
+        edges = np.minimum(np.concatenate([[0], np.cumsum(lengths)]), n)
+        true_shots.append(np.unique(edges))
     return {
         "video_matrix": frames,
         "num_frames": num_frames,
         "labels": labels,
         "shares": shares,
+        "true_shots": true_shots,
     }
 
 
