@@ -77,9 +77,9 @@ def add_shot_boundaries_to_records(
                     )
                     for serialized, bounds in zip(records.numpy(), shots):
                         seq = tf.train.SequenceExample.FromString(serialized)
-                        seq.context.feature[record_schema.SHOTS_KEY].int64_list.value[:] = (
-                            bounds
-                        )
+                        seq.context.feature[record_schema.SHOTS_KEY].int64_list.value[
+                            :
+                        ] = bounds
                         writer.write(seq.SerializeToString())
         written.append(out_path)
     return written

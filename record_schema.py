@@ -74,12 +74,16 @@ def _first_record(path, serialized, kind):
         )
     values = context[id_key].bytes_list.value
     record_id = values[0].decode("utf-8", "replace") if values else "?"
-    return _FirstRecord(path, context, seq.feature_lists.feature_list, id_key, record_id)
+    return _FirstRecord(
+        path, context, seq.feature_lists.feature_list, id_key, record_id
+    )
 
 
 def _check_sizes(record, names, wanted, found, unit):
     """A ReaderError when a feature's size differs from --feature_sizes."""
-    wrong = [(n, e, f) for n, e, f in zip(names, wanted, found) if f is not None and f != e]
+    wrong = [
+        (n, e, f) for n, e, f in zip(names, wanted, found) if f is not None and f != e
+    ]
     if wrong:
         fix = ",".join(str(f if f is not None else e) for e, f in zip(wanted, found))
         detail = "; ".join(
@@ -104,7 +108,9 @@ def _check_labels(record, num_classes):
         )
 
 
-def frame_schema(path, serialized, feature_names, feature_sizes, num_classes, num_shots):
+def frame_schema(
+    path, serialized, feature_names, feature_sizes, num_classes, num_shots
+):
     """The RecordSchema of a frame-level (SequenceExample) first record."""
     record = _first_record(path, serialized, "tf.train.SequenceExample")
     context, lists = record.context, record.lists

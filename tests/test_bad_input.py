@@ -77,9 +77,9 @@ def frame_record(video_id, labels, num_frames, sizes=(8, 4)):
 
 
 def video_record(video_id, labels, rgb, audio):
-    floats = lambda values: tf.train.Feature(
-        float_list=tf.train.FloatList(value=values)
-    )
+    def floats(values):
+        return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+
     return tf.train.Example(
         features=tf.train.Features(
             feature={
