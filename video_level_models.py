@@ -12,6 +12,12 @@ import configs
 import models
 
 
+def l2_penalty_like_the_starter(l2_penalty):
+    """slim's l2_regularizer(l) is l * sum(w^2) / 2; Keras' L2(l) is
+    l * sum(w^2): halving l gives the starter's penalty."""
+    return keras.regularizers.L2(l2_penalty / 2.0)
+
+
 class LogisticClassifier(keras.layers.Layer):
     """One sigmoid per class: p = sigmoid(x W + b).
 
@@ -22,7 +28,7 @@ class LogisticClassifier(keras.layers.Layer):
         super().__init__(**kwargs)
         self.logits = keras.layers.Dense(
             num_classes,
-            kernel_regularizer=keras.regularizers.L2(l2_penalty),
+            kernel_regularizer=l2_penalty_like_the_starter(l2_penalty),
             name="logits",
         )
 
@@ -44,7 +50,7 @@ class MoeClassifier(keras.layers.Layer):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.moe_num_mixtures = moe_num_mixtures
-        regularizer = keras.regularizers.L2(l2_penalty)
+        regularizer = l2_penalty_like_the_starter(l2_penalty)
         self.gates = keras.layers.Dense(
             num_classes * (moe_num_mixtures + 1),
             use_bias=False,

@@ -169,3 +169,15 @@ def test_training_checkpoints_restore_every_weight(name, tmp_path):
     np.testing.assert_allclose(
         model(batch)["predictions"], fresh(batch)["predictions"], atol=1e-6
     )
+
+
+@pytest.mark.parametrize("name", ["LogisticModel", "MoeModel"])
+def test_l2_penalty_is_the_starters(name):
+    # slim's l2_regularizer(l) = l * sum(w^2) / 2 over the weights (not the
+    # biases), which the starter added to the loss.
+    head = configs.HeadConfig(l2_penalty=0.01)
+    model = make_model(name, head=head)
+    model(make_batch(False))
+    kernels = [v.numpy() for v in model.trainable_variables if "kernel" in v.path]
+    expected = sum(0.01 * np.sum(k**2) / 2 for k in kernels)
+    assert float(tf.add_n(model.losses)) == pytest.approx(expected, rel=1e-5)
