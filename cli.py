@@ -89,6 +89,14 @@ def run(main, unknown_flag_hint=""):
     app.run(guarded, flags_parser=parse)
 
 
+def check_positive(flag_values, *names):
+    """A UsageError naming the first flag of `names` that is not >= 1."""
+    for name in names:
+        value = flag_values[name].value
+        if value is not None and value < 1:
+            raise UsageError(f"--{name}={value}: give a number of at least 1.")
+
+
 def say(line):
     """A progress or result line, printed once and flushed."""
     print(line, flush=True)

@@ -60,6 +60,7 @@ def evaluate_checkpoint(config, model, reader, checkpoint_path):
 def main(unused_argv):
     if not FLAGS.eval_data_pattern:
         raise cli.UsageError("--eval_data_pattern is required.")
+    cli.check_positive(FLAGS, "batch_size", "top_k")
     if FLAGS.eval_results_file:
         common.check_writable(
             os.path.dirname(os.path.abspath(FLAGS.eval_results_file)),

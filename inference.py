@@ -87,6 +87,7 @@ def saved_model_predictions():
 def main(unused_argv):
     if not FLAGS.input_data_pattern or not FLAGS.output_file:
         raise cli.UsageError("--input_data_pattern and --output_file are required.")
+    cli.check_positive(FLAGS, "batch_size", "top_k")
     directory = os.path.dirname(os.path.abspath(FLAGS.output_file))
     common.check_writable(directory, "the directory of --output_file")
     predictions = (

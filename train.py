@@ -177,10 +177,20 @@ class Trainer:
             ) or time.time() - last_save_time > FLAGS.save_checkpoint_secs:
                 self.save(loss)
                 last_save_time = time.time()
+        if self.step == 0:
+            # Training batches are whole (drop_remainder): a training set
+            # smaller than one batch gives none, and an untrained model must
+            # not be exported as if it were trained.
+            raise cli.UsageError(
+                f"no training step ran: {FLAGS.train_data_pattern!r} read "
+                f"--num_epochs={FLAGS.num_epochs} times holds fewer records than "
+                f"one batch of --batch_size={self.global_batch_size} (training "
+                "uses whole batches only). Lower --batch_size."
+            )
         if self.step == start_step:
             logging.warning(
-                "No training step ran: the data ended or --max_steps "
-                "(%s) was already reached at step %d.",
+                "No training step ran: --max_steps (%s) was already reached at "
+                "step %d.",
                 FLAGS.max_steps,
                 self.step,
             )
@@ -246,6 +256,7 @@ def delete_checkpoints(train_dir):
 def main(unused_argv):
     if not FLAGS.train_data_pattern:
         raise cli.UsageError("--train_data_pattern is required.")
+    cli.check_positive(FLAGS, "batch_size", "max_steps", "num_epochs", "log_steps")
     config = model_flags.model_config(FLAGS)
     train_dir = FLAGS.train_dir
     config_path = os.path.join(train_dir, common.MODEL_CONFIG_FILE)

@@ -207,3 +207,39 @@ def test_frame_features_follow_the_model_and_a_contradiction_is_refused(
     result = run_program("train.py", *args, "--noframe_features", check=False)
     assert result.returncode == 1
     assert "frame-level model: add --frame_features" in result.stderr
+
+
+def test_a_batch_larger_than_the_training_set_exports_nothing(data_dir, tmp_path):
+    # 64 training videos, 5 epochs: 320 records never fill a batch of 400.
+    result = run_program(
+        "train.py",
+        *train_args(data_dir, tmp_path / "t"),
+        "--batch_size=400",
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "no training step ran" in result.stderr
+    assert "--batch_size=400" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "t" / "export").exists()
+
+
+@pytest.mark.parametrize(
+    "program,args",
+    [
+        ("train.py", ["--batch_size=0"]),
+        ("train.py", ["--batch_size=-4"]),
+        ("eval.py", ["--eval_data_pattern=x", "--batch_size=0"]),
+        (
+            "inference.py",
+            ["--input_data_pattern=x", "--output_file=y", "--batch_size=0"],
+        ),
+    ],
+)
+def test_a_batch_size_below_one_is_refused_by_name(program, args, data_dir, tmp_path):
+    if program == "train.py":
+        args = train_args(data_dir, tmp_path / "t") + args
+    result = run_program(program, *args, check=False)
+    assert result.returncode == 1
+    assert "--batch_size=" in result.stderr and "at least 1" in result.stderr
+    assert "Traceback" not in result.stderr
