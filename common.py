@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import time
 
+from absl import flags
 import tensorflow as tf
 
 import atomic_files
@@ -103,6 +104,15 @@ def make_reader(config, skip_corrupt_files=False, dequantize=True):
         max_frames=config.max_frames,
         skip_corrupt_files=skip_corrupt_files,
         dequantize=dequantize,
+    )
+
+
+def program_reader(config):
+    """make_reader with the flags every program shares (cli.define_program_flags)."""
+    return make_reader(
+        config,
+        skip_corrupt_files=flags.FLAGS.skip_corrupt_files,
+        dequantize=not flags.FLAGS.dequantize_in_model,
     )
 
 

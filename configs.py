@@ -167,9 +167,6 @@ class ModelConfig:
             )
         if not self.feature_names:
             raise UsageError("--feature_names is empty; give at least one feature.")
-        model_family(
-            self.head.video_level_classifier_model, "--video_level_classifier_model"
-        )
         if self.head.video_level_classifier_model not in HEADS:
             raise UsageError(
                 f"--video_level_classifier_model={self.head.video_level_classifier_model!r}:"

@@ -68,11 +68,7 @@ def main(unused_argv):
         )
     config = common.load_model_config(FLAGS.train_dir)
     model = models.build_model(config)
-    reader = common.make_reader(
-        config,
-        skip_corrupt_files=FLAGS.skip_corrupt_files,
-        dequantize=not FLAGS.dequantize_in_model,
-    )
+    reader = common.program_reader(config)
     if FLAGS.run_once:
         latest = tf.train.latest_checkpoint(FLAGS.train_dir)
         if latest is None:

@@ -56,11 +56,7 @@ def checkpoint_predictions():
     if latest is None:
         raise cli.UsageError(f"no checkpoint in {FLAGS.train_dir}.")
     model = common.restore(models.build_model(config), latest)
-    reader = common.make_reader(
-        config,
-        skip_corrupt_files=FLAGS.skip_corrupt_files,
-        dequantize=not FLAGS.dequantize_in_model,
-    )
+    reader = common.program_reader(config)
     dataset = common.explained_batches(
         common.make_dataset(config, FLAGS.input_data_pattern, FLAGS.batch_size, reader),
         FLAGS.input_data_pattern,

@@ -87,7 +87,6 @@ def build_model(config):
     import frame_level_models  # pylint: disable=import-outside-toplevel
     import video_level_models  # pylint: disable=import-outside-toplevel
 
-    configs.model_family(config.model)
     for module in (frame_level_models, video_level_models):
         cls = getattr(module, config.model, None)
         if cls is not None:

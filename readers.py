@@ -213,6 +213,7 @@ class _BaseReader:
         shuffle_buffer=1024,
         seed=None,
         input_context=None,
+        inspected=None,
     ):
         """A tf.data.Dataset of batch dicts (module docstring) from TFRecords.
 
@@ -234,10 +235,13 @@ class _BaseReader:
           seed: seed for file and record shuffling.
           input_context: tf.distribute.InputContext or None. Shards by file when
             there are at least num_input_pipelines files, else by record.
+          inspected: what inspect(data_pattern, num_shots) returned, when the
+            caller has it already (the files are then not matched, walked for
+            corruption or inspected again).
         Raises:
           ReaderError: the files do not fit the reader's settings.
         """
-        files, schema = self.inspect(data_pattern, num_shots)
+        files, schema = inspected or self.inspect(data_pattern, num_shots)
 
         if input_context is not None:
             batch_size = input_context.get_per_replica_batch_size(batch_size)

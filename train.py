@@ -93,13 +93,14 @@ class Trainer:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
         return latest
 
-    def dataset(self, reader):
+    def dataset(self, reader, inspected):
         def make(input_context):
             return common.make_dataset(
                 self.config,
                 FLAGS.train_data_pattern,
                 self.global_batch_size,
                 reader=reader,
+                inspected=inspected,
                 training=True,
                 num_epochs=FLAGS.num_epochs,
                 num_readers=FLAGS.num_readers,
@@ -123,7 +124,7 @@ class Trainer:
             )
         self.manager.save(checkpoint_number=self.step)
 
-    def train(self, reader):
+    def train(self, reader, inspected):
         train_step = training.make_train_step(
             self.model,
             self.optimizer,
@@ -144,7 +145,7 @@ class Trainer:
         loss = float("nan")
         first_step_time = None
         for batch in common.explained_batches(
-            self.dataset(reader), FLAGS.train_data_pattern
+            self.dataset(reader, inspected), FLAGS.train_data_pattern
         ):
             if FLAGS.max_steps is not None and self.step >= FLAGS.max_steps:
                 break
@@ -271,13 +272,10 @@ def main(unused_argv):
     # Before any TensorFlow op: a multi-worker strategy must configure the
     # runtime first.
     strategy = common.choose_strategy(FLAGS.distribution_strategy)
-    reader = common.make_reader(
-        config,
-        skip_corrupt_files=FLAGS.skip_corrupt_files,
-        dequantize=not FLAGS.dequantize_in_model,
-    )
+    reader = common.program_reader(config)
     # The data is checked (first record) before anything is written.
-    _, schema = reader.inspect(FLAGS.train_data_pattern, config.num_shots)
+    inspected = reader.inspect(FLAGS.train_data_pattern, config.num_shots)
+    _, schema = inspected
     common.check_writable(train_dir, "--train_dir")
     if FLAGS.start_new_model and common.is_chief(strategy):
         delete_checkpoints(train_dir)
@@ -287,7 +285,7 @@ def main(unused_argv):
         common.save_model_config(train_dir, config)
     if resumed:
         cli.say(f"resuming from {resumed} at step {trainer.step}")
-    summary = trainer.train(reader)
+    summary = trainer.train(reader, inspected)
     if trainer.chief:
         atomic_files.atomic_write(
             os.path.join(train_dir, TRAINING_SUMMARY_FILE),
