@@ -71,10 +71,25 @@ def is_chief(strategy):
 # ------------------------------------------------------------ model config
 
 
-def save_model_config(train_dir, config):
+def save_model_config(train_dir, config, run_settings=None):
+    """Writes model_config.json: the model's config, and under "training" the
+    flags that shaped its optimisation (train_flags.RUN_SETTINGS)."""
+    values = config.as_dict()
+    if run_settings is not None:
+        values["training"] = dict(run_settings)
     atomic_files.atomic_write(
-        os.path.join(train_dir, MODEL_CONFIG_FILE), config.to_json()
+        os.path.join(train_dir, MODEL_CONFIG_FILE),
+        json.dumps(values, indent=2, sort_keys=True) + "\n",
     )
+
+
+def load_run_settings(train_dir):
+    """The "training" settings of model_config.json; {} when it has none."""
+    path = os.path.join(train_dir, MODEL_CONFIG_FILE)
+    if not tf.io.gfile.exists(path):
+        return {}
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f).get("training", {})
 
 
 def load_model_config(train_dir):
@@ -94,7 +109,7 @@ def load_model_config(train_dir):
         ) from None
 
 
-def make_reader(config, skip_corrupt_files=False, dequantize=True):
+def make_reader(config, skip_corrupt_files=False, dequantize=True, compression_type=""):
     """The reader of the records `config` reads."""
     return readers.get_reader(
         config.frame_features,
@@ -104,6 +119,7 @@ def make_reader(config, skip_corrupt_files=False, dequantize=True):
         max_frames=config.max_frames,
         skip_corrupt_files=skip_corrupt_files,
         dequantize=dequantize,
+        compression_type=compression_type,
     )
 
 
@@ -113,6 +129,7 @@ def program_reader(config):
         config,
         skip_corrupt_files=flags.FLAGS.skip_corrupt_files,
         dequantize=not flags.FLAGS.dequantize_in_model,
+        compression_type=flags.FLAGS.compression_type,
     )
 
 
@@ -124,7 +141,11 @@ def make_dataset(config, data_pattern, batch_size, reader=None, **dataset_option
     """
     reader = reader or make_reader(config)
     return reader.dataset(
-        data_pattern, batch_size, num_shots=config.num_shots, **dataset_options
+        data_pattern,
+        batch_size,
+        num_shots=config.num_shots,
+        kts_penalty=config.kts_penalty,
+        **dataset_options,
     )
 
 

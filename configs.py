@@ -51,6 +51,9 @@ class DCGNConfig:
     dcgn_kernel: int = 3
     dcgn_pooling: str = "average"
     dcgn_shots: int = 0
+    # C of eq. (8): cuts where it says the frames change, then even splits
+    # up to dcgn_shots (kts.shot_boundaries); 0 is the exact fixed-m KTS.
+    dcgn_kts_penalty: float = 1.0
 
     def level_nodes(self, max_frames, shots=None):
         """Node count after each level: a level maps N nodes to ceil(N / K).
@@ -79,6 +82,7 @@ class DCGNConfig:
             ("--dcgn_filters", self.dcgn_filters, 1),
             ("--dcgn_kernel", self.dcgn_kernel, 2),
             ("--dcgn_shots", self.dcgn_shots, 0),
+            ("--dcgn_kts_penalty", self.dcgn_kts_penalty, 0),
         ):
             if value < low:
                 raise UsageError(f"{flag}={value}: give at least {low}.")
@@ -190,6 +194,11 @@ class ModelConfig:
         """KTS shots the model reads as `shot_boundaries` (0: none)."""
         return self.body.dcgn_shots if isinstance(self.body, DCGNConfig) else 0
 
+    @property
+    def kts_penalty(self):
+        """C of eq. (8) for those shots (kts.shot_boundaries)."""
+        return self.body.dcgn_kts_penalty if self.num_shots else 0.0
+
     def to_json(self):
         return json.dumps(self.as_dict(), indent=2, sort_keys=True) + "\n"
 
@@ -210,6 +219,9 @@ class ModelConfig:
     def from_dict(cls, values):
         family = model_family(values["model"])
         body = values.get("body")
+        if family.body is DCGNConfig and body is not None:
+            # Written before the penalty existed: those models used fixed-m KTS.
+            body = {"dcgn_kts_penalty": 0.0, **body}
         return cls(
             model=values["model"],
             frame_features=bool(values["frame_features"]),

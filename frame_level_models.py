@@ -155,6 +155,7 @@ class DCGNModel(FrameLevelModel):
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
         self.num_shots = config.num_shots
+        self.kts_penalty = config.kts_penalty
         self.encoder = dcgn_layers.DCGNEncoder(
             config.body, config.max_frames, name="dcgn"
         )
@@ -165,7 +166,7 @@ class DCGNModel(FrameLevelModel):
             shot_boundaries = batch.get("shot_boundaries")
             if shot_boundaries is None:
                 shot_boundaries = kts_graph.shot_boundaries_tf(
-                    features, batch["num_frames"], self.num_shots
+                    features, batch["num_frames"], self.num_shots, self.kts_penalty
                 )
         video = self.encoder(
             features, batch["num_frames"], shot_boundaries, training=training

@@ -256,12 +256,20 @@ def _trace(pointer, num_shots, n, total_shots):
     return bounds
 
 
-def shot_boundaries(features, num_shots):
-    """Exact KTS with a fixed number of shots m (paper eq. 9, min over L_{m,n}).
+def shot_boundaries(features, num_shots, penalty=0.0):
+    """KTS with a fixed number of shots m (paper eqs. 8-9).
+
+    penalty = 0: the exact minimum of L_{m,n} over m-shot segmentations, the
+    paper's fixed-m reading. penalty = C > 0: the cuts are those of eq. (8)
+    with at most m shots (``auto_shot_boundaries``), and the longest shots
+    are then halved until there are m (``split_longest``), so every video
+    still has m shots but a cut is only placed where the penalty says the
+    frames change; see "Cuts chosen by eq. (8)" in the module docstring.
 
     Args:
       features: float array [n, D], the video's real frames.
       num_shots: m >= 1.
+      penalty: C >= 0 of eq. (8).
     Returns:
       int32 [m + 1] boundaries, conventions in the module docstring: start 0,
       end n, strictly increasing for n >= m; for n < m, one shot per frame
@@ -270,6 +278,8 @@ def shot_boundaries(features, num_shots):
     m = int(num_shots)
     if m < 1:
         raise ValueError(f"num_shots must be >= 1, got {num_shots}")
+    if penalty < 0:
+        raise ValueError(f"penalty must be >= 0, got {penalty}")
     x = np.asarray(features)
     if x.ndim != 2:
         raise ValueError(f"features must be [n, D], got shape {x.shape}")
@@ -277,9 +287,31 @@ def shot_boundaries(features, num_shots):
     if n == 0:
         return np.zeros(m + 1, dtype=np.int32)
     k = min(m, n)
+    if penalty > 0:
+        cuts = auto_shot_boundaries(x, max_shots=k, penalty=penalty)
+        bounds = np.full(m + 1, n, dtype=np.int32)
+        bounds[: k + 1] = split_longest(cuts, k)
+        return bounds
     cost, _ = _unit_costs(x)
     pointer, _ = _suffix_programme(cost, k, first_row_only_for_max=True)
     return _trace(pointer, k, n, m)
+
+
+def split_longest(bounds, num_shots):
+    """Halves the longest shot (the first of equal ones) until there are m.
+
+    Args:
+      bounds: int array [k + 1], strictly increasing boundaries.
+      num_shots: m, at least k and at most the number of frames.
+    Returns:
+      int32 [m + 1]; a shot of length l becomes [s, s + l // 2) and the rest.
+    """
+    out = [int(b) for b in bounds]
+    while len(out) - 1 < num_shots:
+        lengths = np.diff(out)
+        i = int(np.argmax(lengths))  # argmax returns the first maximum
+        out.insert(i + 1, out[i] + int(lengths[i]) // 2)
+    return np.asarray(out, dtype=np.int32)
 
 
 def kts_penalty(num_shots, num_frames):
@@ -322,15 +354,17 @@ def auto_shot_boundaries(features, max_shots=None, penalty=1.0, min_shots=1):
     return _trace(pointer, m, n, m)
 
 
-def batch_shot_boundaries(video_matrix, num_frames, num_shots):
+def batch_shot_boundaries(video_matrix, num_frames, num_shots, penalty=0.0):
     """Fixed-m KTS over a padded batch; only the real frames are segmented.
 
     Args:
       video_matrix: float array [B, T, D].
       num_frames: int array [B], clipped to [0, T].
       num_shots: m >= 1.
+      penalty: C >= 0, as in ``shot_boundaries``.
     Returns:
-      int32 [B, m + 1], row b as ``shot_boundaries(video_matrix[b, :n_b], m)``.
+      int32 [B, m + 1], row b as
+      ``shot_boundaries(video_matrix[b, :n_b], m, penalty)``.
     """
     videos = np.asarray(video_matrix)
     if videos.ndim != 3:
@@ -342,5 +376,5 @@ def batch_shot_boundaries(video_matrix, num_frames, num_shots):
         raise ValueError("num_frames must have one entry per video")
     out = np.zeros((videos.shape[0], int(num_shots) + 1), dtype=np.int32)
     for b in range(videos.shape[0]):
-        out[b] = shot_boundaries(videos[b, : lengths[b]], num_shots)
+        out[b] = shot_boundaries(videos[b, : lengths[b]], num_shots, penalty)
     return out

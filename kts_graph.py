@@ -34,8 +34,9 @@ def _unit_costs(video_matrix, num_frames):
       video_matrix: float64 [B, T, D].
       num_frames: int32 [B], already clipped to [0, T].
     Returns:
-      float64 [B, T+1, T+1]: cost[b, i, j] = scatter of frames [i, j) of
-      video b in units of 2**-r_b for i < j <= n_b, +inf elsewhere.
+      (cost, r): cost float64 [B, T+1, T+1], cost[b, i, j] = scatter of
+      frames [i, j) of video b in units of 2**-r_b for i < j <= n_b, +inf
+      elsewhere; r int32 [B].
     """
     t = tf.shape(video_matrix)[1]
     mask = tf.sequence_mask(num_frames, t, dtype=tf.float64)
@@ -67,13 +68,14 @@ def _unit_costs(video_matrix, num_frames):
     # The rounded Gram matrix is not exactly positive semi-definite.
     cost = tf.maximum(cost, 0.0)
     valid = positive[None] & (idx[None, None, :] <= num_frames[:, None, None])
-    return tf.where(valid, cost, tf.constant(float("inf"), tf.float64))
+    return tf.where(valid, cost, tf.constant(float("inf"), tf.float64)), r
 
 
-def shot_boundaries_tf(video_matrix, num_frames, num_shots):
+def shot_boundaries_tf(video_matrix, num_frames, num_shots, penalty=0.0):
     """Fixed-m KTS over a padded batch, as TensorFlow ops.
 
-    Equal to ``kts.batch_shot_boundaries``: exact optimum of the kernel
+    Equal to ``kts.batch_shot_boundaries`` with the same penalty; with
+    penalty 0 it is the exact optimum of the kernel
     scatter (paper eq. 9) over the first num_frames[b] frames, boundaries
     s_0 = 0 <= ... <= s_m = n_b, strictly increasing when n_b >= m, one shot
     per frame then empty shots at n_b when n_b < m, lexicographically
@@ -84,26 +86,30 @@ def shot_boundaries_tf(video_matrix, num_frames, num_shots):
       video_matrix: float tensor [B, T, D].
       num_frames: int tensor [B], clipped to [0, T].
       num_shots: Python int m >= 1 (static).
+      penalty: Python float C >= 0 of eq. (8) (see ``kts.shot_boundaries``).
     Returns:
       int32 tensor [B, m + 1].
     """
     m = int(num_shots)
     if m < 1:
         raise ValueError(f"num_shots must be >= 1, got {num_shots}")
+    if penalty < 0:
+        raise ValueError(f"penalty must be >= 0, got {penalty}")
     x = tf.cast(video_matrix, tf.float64)
     shape = tf.shape(x)
     batch, t = shape[0], shape[1]
     n = tf.clip_by_value(tf.reshape(tf.cast(num_frames, tf.int32), [-1]), 0, t)
-    cost = _unit_costs(x, n)
+    cost, r = _unit_costs(x, n)
 
     idx = tf.range(t + 1)
     inf = tf.constant(float("inf"), tf.float64)
     # best[b, i]: optimal cost of frames [i, n_b) in k non-empty shots.
     best = tf.where(idx[None, :] == n[:, None], tf.constant(0.0, tf.float64), inf)
-    pointers = []
+    pointers, whole_video_costs = [], []
     for _ in range(m):
         values = cost + best[:, None, :]
         best = tf.reduce_min(values, axis=2)
+        whole_video_costs.append(best[:, 0])
         # tf.argmin does not promise which of equal minima it returns.
         pointers.append(
             tf.reduce_min(
@@ -113,12 +119,67 @@ def shot_boundaries_tf(video_matrix, num_frames, num_shots):
     pointer = tf.stack(pointers, axis=0)  # [m, B, T+1]; [k-1] for k shots
 
     shots = tf.minimum(n, m)
+    if penalty > 0:
+        chosen = _shots_by_penalty(tf.stack(whole_video_costs, 1), r, n, penalty)
+    else:
+        chosen = shots
     rows = tf.range(batch)
     start = tf.zeros_like(n)
     bounds = [start]
     for step in range(m):
-        k = shots - step
+        k = chosen - step
         nxt = tf.gather_nd(pointer, tf.stack([tf.maximum(k - 1, 0), rows, start], 1))
         start = tf.where(k >= 1, nxt, n)
         bounds.append(start)
-    return tf.stack(bounds, axis=1)
+    bounds = tf.stack(bounds, axis=1)
+    if penalty > 0:
+        bounds = _split_longest(bounds, shots)
+    return bounds
+
+
+def _shots_by_penalty(whole_video_costs, r, n, penalty):
+    """The m of eq. (8) per video, as ``kts.auto_shot_boundaries``.
+
+    Args:
+      whole_video_costs: float64 [B, M], [b, k - 1] = L_{k,n_b} in units of
+        2**-r_b (+inf where k > n_b).
+      r: int32 [B]; n: int32 [B] frames.
+      penalty: C > 0.
+    Returns:
+      int32 [B]: the smallest k in [1, min(M, n_b)] minimising
+      L_{k,n} + C g(k, n); 0 for an empty video.
+    """
+    top = tf.shape(whole_video_costs)[1]
+    k = tf.cast(tf.range(1, top + 1), tf.float64)[None, :]
+    frames = tf.cast(n, tf.float64)[:, None]
+    # eq. (8): J_{m,n} = L_{m,n} + C g(m, n), g(m, n) = m (log(n / m) + 1)
+    objective = whole_video_costs * _power_of_two(-r)[:, None] + penalty * (
+        k * (tf.math.log(frames / k) + 1.0)
+    )
+    best = tf.reduce_min(objective, axis=1, keepdims=True)
+    first = tf.reduce_min(
+        tf.where(objective == best, tf.range(1, top + 1)[None, :], top + 1), axis=1
+    )
+    return tf.where(n > 0, first, 0)
+
+
+def _split_longest(bounds, shots):
+    """``kts.split_longest`` on a padded batch until each video has ``shots``.
+
+    Args:
+      bounds: int32 [B, m + 1], k_b <= shots_b real shots then padding at n_b.
+      shots: int32 [B], min(m, n_b).
+    """
+    m = bounds.shape[1] - 1
+    position = tf.range(m)[None, :]
+    for _ in range(m):
+        lengths = bounds[:, 1:] - bounds[:, :-1]
+        count = tf.reduce_sum(tf.cast(lengths > 0, tf.int32), axis=1)
+        longest = tf.reduce_max(lengths, axis=1, keepdims=True)
+        i = tf.reduce_min(tf.where(lengths == longest, position, m), axis=1)
+        start = tf.gather(bounds, i, batch_dims=1)
+        cut = start + tf.gather(lengths, i, batch_dims=1) // 2
+        # The last entry is padding (n_b) whenever a split is still needed.
+        split = tf.sort(tf.concat([bounds[:, :-1], cut[:, None]], axis=1), axis=1)
+        bounds = tf.where((count < shots)[:, None], split, bounds)
+    return bounds

@@ -130,6 +130,14 @@ def define(flag_values=flags.FLAGS):
         "level pools frames.",
         **fv,
     )
+    flags.DEFINE_float(
+        "dcgn_kts_penalty",
+        dcgn.dcgn_kts_penalty,
+        "C of KTS eq. (8) for --dcgn_shots: cuts go where that objective "
+        "places them, then the longest shots are halved up to --dcgn_shots; "
+        "0: the exact fixed-m KTS (kts.py).",
+        **fv,
+    )
 
 
 def _split(text, cast, flag):
@@ -149,6 +157,7 @@ def body_config(name, fv):
             dcgn_kernel=fv.dcgn_kernel,
             dcgn_pooling=fv.dcgn_pooling,
             dcgn_shots=fv.dcgn_shots,
+            dcgn_kts_penalty=fv.dcgn_kts_penalty,
         )
     if body is configs.RecurrentConfig:
         return configs.RecurrentConfig(

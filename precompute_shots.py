@@ -19,6 +19,7 @@ import tensorflow as tf
 
 import atomic_files
 import cli
+import configs
 import kts
 import readers
 import record_schema
@@ -31,6 +32,7 @@ def add_shot_boundaries_to_records(
     in_pattern,
     out_dir,
     num_shots,
+    kts_penalty=configs.DCGNConfig.dcgn_kts_penalty,
     max_frames=300,
     feature_names=("rgb", "audio"),
     feature_sizes=(1024, 128),
@@ -44,6 +46,8 @@ def add_shot_boundaries_to_records(
     """
     if num_shots <= 0:
         raise cli.UsageError(f"--num_shots must be > 0, got {num_shots}.")
+    if kts_penalty < 0:
+        raise cli.UsageError(f"--kts_penalty must be >= 0, got {kts_penalty}.")
     files = tfrecord_files.match_files(in_pattern, "input_data_pattern")
     # Labels are copied as they are, not parsed: any range will do.
     reader = readers.YT8MFrameFeatureReader(
@@ -72,6 +76,7 @@ def add_shot_boundaries_to_records(
                             batch["video_matrix"].numpy(),
                             batch["num_frames"].numpy(),
                             num_shots,
+                            kts_penalty,
                         ),
                         np.int64,
                     )
@@ -80,6 +85,9 @@ def add_shot_boundaries_to_records(
                         seq.context.feature[record_schema.SHOTS_KEY].int64_list.value[
                             :
                         ] = bounds
+                        seq.context.feature[
+                            record_schema.SHOTS_PENALTY_KEY
+                        ].float_list.value[:] = [kts_penalty]
                         writer.write(seq.SerializeToString())
         written.append(out_path)
     return written
@@ -91,6 +99,7 @@ def main(argv):
         FLAGS.input_data_pattern,
         FLAGS.output_dir,
         FLAGS.num_shots,
+        kts_penalty=FLAGS.kts_penalty,
         max_frames=FLAGS.max_frames,
         feature_names=FLAGS.feature_names.split(","),
         feature_sizes=[int(s) for s in FLAGS.feature_sizes.split(",")],
@@ -112,6 +121,12 @@ def define_flags():
         32,
         "Shots per video; stores num_shots+1 boundaries in the context feature "
         "shot_boundaries.",
+    )
+    flags.DEFINE_float(
+        "kts_penalty",
+        configs.DCGNConfig.dcgn_kts_penalty,
+        "C of KTS eq. (8); give the --dcgn_kts_penalty of the model that reads "
+        "the copies (it is stored beside the boundaries and checked).",
     )
     flags.DEFINE_integer("max_frames", 300, "Frames segmented per video.")
     flags.DEFINE_string("feature_names", "rgb,audio", "Frame feature names.")

@@ -75,11 +75,11 @@ def dequantize_frames(video_matrix, num_frames):
 # ----------------------------------------------------------------- files ---
 
 
-def _first_record(files, skip_corrupt):
+def _first_record(files, skip_corrupt, compression_type):
     """(path, serialized) of the first record in the sorted files."""
     for path in files:
         try:
-            for record in tf.data.TFRecordDataset([path]).take(1):
+            for record in tf.data.TFRecordDataset([path], compression_type).take(1):
                 return path, record.numpy()
         except tf.errors.DataLossError as exc:
             if skip_corrupt:
@@ -107,6 +107,7 @@ class _BaseReader:
         max_frames=300,
         skip_corrupt_files=False,
         dequantize=True,
+        compression_type="",
     ):
         if isinstance(feature_names, str):
             feature_names = [n.strip() for n in feature_names.split(",") if n.strip()]
@@ -130,9 +131,15 @@ class _BaseReader:
         self.max_frames = int(max_frames)
         self.skip_corrupt_files = bool(skip_corrupt_files)
         self.dequantize = bool(dequantize)
+        if compression_type not in tfrecord_files.COMPRESSION_TYPES:
+            raise ReaderError(
+                f"--compression_type={compression_type!r}: give one of "
+                f"{', '.join(repr(c) for c in tfrecord_files.COMPRESSION_TYPES)}."
+            )
+        self.compression_type = compression_type
 
     # -- to be provided by subclasses
-    def _inspect_record(self, path, serialized, num_shots):
+    def _inspect_record(self, path, serialized, num_shots, kts_penalty):
         """The RecordSchema of one serialized record, or a ReaderError."""
         raise NotImplementedError
 
@@ -148,7 +155,7 @@ class _BaseReader:
         """
         raise NotImplementedError
 
-    def inspect(self, data_pattern, num_shots=0):
+    def inspect(self, data_pattern, num_shots=0, kts_penalty=0.0):
         """(files, RecordSchema) of a data pattern, from its first record.
 
         Raises:
@@ -156,10 +163,14 @@ class _BaseReader:
             reader's settings (the message says which flag to change).
         """
         files = tfrecord_files.match_files(data_pattern)
-        if self.skip_corrupt_files:
+        # Before the corruption walk, which would take gzip for corruption.
+        tfrecord_files.check_compression(files, self.compression_type)
+        if self.skip_corrupt_files and not self.compression_type:
             files = self._drop_corrupt(files)
-        path, first = _first_record(files, self.skip_corrupt_files)
-        return files, self._inspect_record(path, first, num_shots)
+        path, first = _first_record(
+            files, self.skip_corrupt_files, self.compression_type
+        )
+        return files, self._inspect_record(path, first, num_shots, kts_penalty)
 
     # -- shared parsing pieces
     def _parse_ids(self, context, id_key):
@@ -210,6 +221,7 @@ class _BaseReader:
         num_epochs=1,
         num_readers=8,
         num_shots=0,
+        kts_penalty=0.0,
         shuffle_buffer=1024,
         seed=None,
         input_context=None,
@@ -230,18 +242,20 @@ class _BaseReader:
           num_shots: > 0 adds shot_boundaries int32 [B, num_shots + 1] (KTS,
             computed by kts.batch_shot_boundaries unless the records store them).
             Frame level only.
+          kts_penalty: C of eq. (8) for those shots (kts.shot_boundaries).
           shuffle_buffer: records in the shuffle buffer when training (a
             frame-level record is ~350 KB).
           seed: seed for file and record shuffling.
           input_context: tf.distribute.InputContext or None. Shards by file when
             there are at least num_input_pipelines files, else by record.
-          inspected: what inspect(data_pattern, num_shots) returned, when the
+          inspected: what inspect(data_pattern, num_shots, kts_penalty) returned,
+            when the
             caller has it already (the files are then not matched, walked for
             corruption or inspected again).
         Raises:
           ReaderError: the files do not fit the reader's settings.
         """
-        files, schema = inspected or self.inspect(data_pattern, num_shots)
+        files, schema = inspected or self.inspect(data_pattern, num_shots, kts_penalty)
 
         if input_context is not None:
             batch_size = input_context.get_per_replica_batch_size(batch_size)
@@ -283,7 +297,9 @@ class _BaseReader:
         def parse(serialized):
             batch = self.parse(serialized, schema)
             if num_shots > 0 and not schema.stored_shots:
-                batch["shot_boundaries"] = self._compute_shots(batch, num_shots)
+                batch["shot_boundaries"] = self._compute_shots(
+                    batch, num_shots, kts_penalty
+                )
             return batch
 
         return batches.map(
@@ -292,9 +308,12 @@ class _BaseReader:
 
     def _file_dataset_fn(self):
         skip = self.skip_corrupt_files
+        compression_type = self.compression_type
 
         def per_file(path):
-            ds = tf.data.TFRecordDataset(path, buffer_size=1 << 20)
+            ds = tf.data.TFRecordDataset(
+                path, compression_type=compression_type, buffer_size=1 << 20
+            )
             if skip:
                 # A payload corrupted inside a well-framed file: keep the records
                 # before it, drop the rest of that file (TF logs each case).
@@ -326,7 +345,7 @@ class _BaseReader:
             )
         return kept
 
-    def _compute_shots(self, batch, num_shots):
+    def _compute_shots(self, batch, num_shots, kts_penalty):
         raise ReaderError(
             "Shots (num_shots > 0, --dcgn_shots) need frame-level features: use "
             f"{FRAME_FEATURE_FLAG} with frame-level records."
@@ -348,7 +367,7 @@ class YT8MFrameFeatureReader(_BaseReader):
 
     frame_level = True
 
-    def _inspect_record(self, path, serialized, num_shots):
+    def _inspect_record(self, path, serialized, num_shots, kts_penalty):
         return record_schema.frame_schema(
             path,
             serialized,
@@ -356,6 +375,7 @@ class YT8MFrameFeatureReader(_BaseReader):
             self.feature_sizes,
             self.num_classes,
             num_shots,
+            kts_penalty,
         )
 
     def parse(self, serialized, schema, with_labels=True):
@@ -406,6 +426,34 @@ class YT8MFrameFeatureReader(_BaseReader):
             n = tf.cast(tf.minimum(lengths[name], max_frames), tf.int32)
             num_frames = n if num_frames is None else tf.minimum(num_frames, n)
 
+        # Features of one video cover the same frames; unequal lists mean a
+        # broken record (the starter silently cut it to the shorter one).
+        first = self.feature_names[0]
+        unequal = tf.zeros_like(video_ids, tf.bool)
+        for name in self.feature_names[1:]:
+            unequal |= tf.not_equal(lengths[name], lengths[first])
+        checks.append(
+            reader_errors.check(
+                tf.logical_not(tf.reduce_any(unequal)),
+                "feature_lengths",
+                [
+                    f"frame counts differ between the features "
+                    f"{', '.join(self.feature_names)} in record id(s)",
+                    tf.boolean_mask(video_ids, unequal),
+                    "with frame counts",
+                    tf.strings.reduce_join(
+                        tf.strings.as_string(
+                            tf.boolean_mask(
+                                tf.stack([lengths[n] for n in self.feature_names], 1),
+                                unequal,
+                            )
+                        ),
+                        axis=1,
+                        separator="/",
+                    ),
+                ],
+            )
+        )
         # A video without frames (or without any frame of one feature) has
         # nothing to learn from or predict with: reject it by name rather
         # than train on padding.
@@ -427,8 +475,6 @@ class YT8MFrameFeatureReader(_BaseReader):
         video = tf.pad(video, [[0, 0], [0, pad], [0, 0]])
         video = tf.ensure_shape(video, [None, max_frames, self.feature_dim])
         if self.dequantize:
-            # Features of unequal length leave bytes past the shorter one; the
-            # mask zeroes them along with the padding.
             video = dequantize_frames(video, num_frames)
         else:
             mask = tf.sequence_mask(num_frames, max_frames, tf.uint8)
@@ -450,13 +496,15 @@ class YT8MFrameFeatureReader(_BaseReader):
             batch["shot_boundaries"] = tf.ensure_shape(shots, [None, stored_shots + 1])
         return batch
 
-    def _compute_shots(self, batch, num_shots):
+    def _compute_shots(self, batch, num_shots, kts_penalty):
         def shots_fn(video_matrix, num_frames):
             frames = video_matrix.numpy()
             if frames.dtype != np.float32:
                 frames = quantization.dequantize(frames)
             return np.asarray(
-                kts.batch_shot_boundaries(frames, num_frames.numpy(), num_shots),
+                kts.batch_shot_boundaries(
+                    frames, num_frames.numpy(), num_shots, kts_penalty
+                ),
                 np.int32,
             )
 
@@ -479,9 +527,9 @@ class YT8MAggregatedFeatureReader(_BaseReader):
 
     frame_level = False
 
-    def _inspect_record(self, path, serialized, num_shots):
+    def _inspect_record(self, path, serialized, num_shots, kts_penalty):
         if num_shots > 0:
-            self._compute_shots(None, num_shots)
+            self._compute_shots(None, num_shots, kts_penalty)
         return record_schema.video_schema(
             path, serialized, self.feature_names, self.feature_sizes, self.num_classes
         )

@@ -10,6 +10,7 @@ change.
 """
 
 import dataclasses
+import math
 from typing import Optional
 
 import tensorflow as tf
@@ -19,6 +20,8 @@ from tfrecord_files import ReaderError
 FRAME_FEATURE_FLAG = "--frame_features"
 ID_KEYS = ("id", "video_id")  # 2018 schema, 2017 schema
 SHOTS_KEY = "shot_boundaries"
+# The eq. (8) penalty the stored shots were computed with (absent: 0).
+SHOTS_PENALTY_KEY = "shot_kts_penalty"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +112,7 @@ def _check_labels(record, num_classes):
 
 
 def frame_schema(
-    path, serialized, feature_names, feature_sizes, num_classes, num_shots
+    path, serialized, feature_names, feature_sizes, num_classes, num_shots, kts_penalty
 ):
     """The RecordSchema of a frame-level (SequenceExample) first record."""
     record = _first_record(path, serialized, "tf.train.SequenceExample")
@@ -146,6 +149,16 @@ def frame_schema(
                 f"{num_shots} shots were asked for (--dcgn_shots). Use "
                 f"--dcgn_shots={stored - 1}, or read files without stored shots "
                 "so that they are computed."
+            )
+        penalty = context[SHOTS_PENALTY_KEY].float_list.value
+        stored_penalty = float(penalty[0]) if penalty else 0.0
+        if not math.isclose(stored_penalty, kts_penalty, rel_tol=1e-6):
+            raise ReaderError(
+                f"{record.where} stores {SHOTS_KEY} computed with KTS penalty "
+                f"{stored_penalty:g}, but the model's is {kts_penalty:g} "
+                f"(--dcgn_kts_penalty). Copy the records again with "
+                f"precompute_shots.py --kts_penalty={kts_penalty:g}, or read files "
+                "without stored shots so that they are computed."
             )
         stored_shots = num_shots
     return RecordSchema(id_key=record.id_key, stored_shots=stored_shots)

@@ -208,13 +208,13 @@ def make_split(
     }
 
 
-def with_shots(split, num_shots):
+def with_shots(split, num_shots, penalty):
     """The split with KTS shot_boundaries, computed as the input pipeline does."""
-    if num_shots and "shot_boundaries" not in split:
+    if num_shots:
         split = dict(split)
         split["shot_boundaries"] = np.asarray(
             kts.batch_shot_boundaries(
-                split["video_matrix"], split["num_frames"], num_shots
+                split["video_matrix"], split["num_frames"], num_shots, penalty
             ),
             np.int32,
         )
@@ -268,7 +268,7 @@ class ShareOracle(keras.Model):
 
 
 def make_rows(args):
-    """Row name -> (label, builder(num_classes, max_frames, feature_dim), shots)."""
+    """Row name -> (label, builder(num_classes), (shots, KTS penalty))."""
 
     def config(model, body, num_classes):
         return configs.ModelConfig(
@@ -281,12 +281,13 @@ def make_rows(args):
             body=body,
         )
 
-    def dcgn(pooling, shots=0):
+    def dcgn(pooling, shots=0, penalty=configs.DCGNConfig.dcgn_kts_penalty):
         return configs.DCGNConfig(
             dcgn_levels=args.levels,
             dcgn_filters=args.filters,
             dcgn_pooling=pooling,
             dcgn_shots=shots,
+            dcgn_kts_penalty=penalty,
         )
 
     def product(model, body):
@@ -296,28 +297,40 @@ def make_rows(args):
     dbof = configs.DbofConfig(
         dbof_cluster_size=4 * args.filters, dbof_hidden_size=args.filters
     )
+    no_shots = (0, 0.0)
+    shots = (args.shots, configs.DCGNConfig.dcgn_kts_penalty)
+    fixed_shots = (args.shots, 0.0)
     return {
-        "average": ("Average pooling", product("FrameLevelLogisticModel", None), 0),
-        "lstm": ("LSTM", product("LstmModel", recurrent), 0),
-        "gru": ("GRU", product("GruModel", recurrent), 0),
-        "dbof": ("DBoF", product("DbofModel", dbof), 0),
-        "dcgn": ("DCGN average", product("DCGNModel", dcgn("average")), 0),
+        "average": (
+            "Average pooling",
+            product("FrameLevelLogisticModel", None),
+            no_shots,
+        ),
+        "lstm": ("LSTM", product("LstmModel", recurrent), no_shots),
+        "gru": ("GRU", product("GruModel", recurrent), no_shots),
+        "dbof": ("DBoF", product("DbofModel", dbof), no_shots),
+        "dcgn": ("DCGN average", product("DCGNModel", dcgn("average")), no_shots),
         "dcgn_attention": (
             "DCGN attention",
             product("DCGNModel", dcgn("attention")),
-            0,
+            no_shots,
         ),
         "dcgn_shots": (
             f"DCGN attention, {args.shots} shots",
-            product("DCGNModel", dcgn("attention", args.shots)),
-            args.shots,
+            product("DCGNModel", dcgn("attention", *shots)),
+            shots,
+        ),
+        "dcgn_fixed_shots": (
+            f"DCGN attention, {args.shots} shots, fixed-m KTS",
+            product("DCGNModel", dcgn("attention", *fixed_shots)),
+            fixed_shots,
         ),
         "conv": (
             "Strided Conv1D reference",
             lambda c: StridedConvReference(args.levels, args.filters, 3, c),
-            0,
+            no_shots,
         ),
-        "ceiling": ("Averaging ceiling (share MLP)", ShareOracle, 0),
+        "ceiling": ("Averaging ceiling (share MLP)", ShareOracle, no_shots),
     }
 
 
@@ -366,7 +379,7 @@ def run(args):
         num_classes = world.num_classes(task)
         for row in args.rows:
             label, build, shots = rows[row]
-            train_row, test_row = with_shots(train, shots), with_shots(test, shots)
+            train_row, test_row = with_shots(train, *shots), with_shots(test, *shots)
             gaps = [
                 train_and_score(build, train_row, test_row, num_classes, args, seed)
                 for seed in range(args.seeds)

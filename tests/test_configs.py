@@ -25,6 +25,7 @@ def test_every_dcgn_flag_reaches_its_config_field():
             "--dcgn_kernel=2",
             "--dcgn_pooling=attention",
             "--dcgn_shots=27",
+            "--dcgn_kts_penalty=0.25",
             "--moe_num_mixtures=3",
         )
     )
@@ -34,9 +35,22 @@ def test_every_dcgn_flag_reaches_its_config_field():
         dcgn_kernel=2,
         dcgn_pooling="attention",
         dcgn_shots=27,
+        dcgn_kts_penalty=0.25,
     )
     assert config.head.moe_num_mixtures == 3
     assert config.num_shots == 27
+    assert config.kts_penalty == 0.25
+
+
+def test_a_config_saved_before_the_kts_penalty_keeps_fixed_m_shots():
+    config = model_flags.model_config(
+        flag_values("--model=DCGNModel", "--dcgn_levels=3", "--dcgn_shots=9")
+    )
+    assert config.kts_penalty == configs.DCGNConfig.dcgn_kts_penalty > 0
+    assert configs.ModelConfig.from_dict(config.as_dict()) == config
+    older = config.as_dict()
+    del older["body"]["dcgn_kts_penalty"]
+    assert configs.ModelConfig.from_dict(older).kts_penalty == 0.0
 
 
 def test_frame_features_follow_the_model_unless_given():

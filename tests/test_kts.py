@@ -257,6 +257,44 @@ def test_auto_small_penalty_trap_matches_objective():
     np.testing.assert_array_equal(kts.auto_shot_boundaries(frames, penalty=2.0), [0, n])
 
 
+def test_split_longest_halves_the_first_longest_shot():
+    np.testing.assert_array_equal(kts.split_longest([0, 10, 13], 2), [0, 10, 13])
+    # 10, 3 -> 5, 5, 3 -> 2, 3, 5, 3 (the first of the equal fives)
+    np.testing.assert_array_equal(kts.split_longest([0, 10, 13], 4), [0, 2, 5, 10, 13])
+    np.testing.assert_array_equal(kts.split_longest([0, 4], 4), [0, 1, 2, 3, 4])
+
+
+def test_penalised_shots_keep_planted_cuts_and_split_the_rest():
+    rng = np.random.default_rng(12)
+    for count in (1, 3, 6):
+        lengths = rng.integers(8, 40, size=count)
+        frames, planted = structured_video(rng, lengths, dim=64, noise=0.1)
+        for m in (count, 8, 27):
+            got = kts.shot_boundaries(frames, m, penalty=1.0)
+            assert len(got) == m + 1 and np.all(np.diff(got) > 0)
+            # eq. (8) finds the planted cuts; the other cuts only halve shots.
+            assert set(planted) <= set(got)
+            np.testing.assert_array_equal(got, kts.split_longest(planted, m))
+    # Fixed-m KTS cuts noise into separate shots; eq. (8) with a penalty
+    # leaves a shot of pure noise whole before halving the longest.
+    noise = rng.normal(size=(60, 16))
+    np.testing.assert_array_equal(
+        kts.shot_boundaries(noise, 4, penalty=1.0), [0, 15, 30, 45, 60]
+    )
+
+
+def test_penalised_shots_follow_the_short_video_layout():
+    frames = np.random.default_rng(13).normal(size=(3, 4))
+    np.testing.assert_array_equal(
+        kts.shot_boundaries(frames, 5, penalty=1.0), [0, 1, 2, 3, 3, 3]
+    )
+    np.testing.assert_array_equal(
+        kts.shot_boundaries(np.zeros((0, 4)), 3, penalty=1.0), [0, 0, 0, 0]
+    )
+    with pytest.raises(ValueError, match="penalty"):
+        kts.shot_boundaries(frames, 2, penalty=-1.0)
+
+
 def test_auto_agrees_with_fixed_mode_costs():
     rng = np.random.default_rng(6)
     frames = rng.normal(size=(15, 5))
@@ -339,13 +377,14 @@ def test_real_data_boundaries_valid_and_locally_optimal(real_videos):
 
 
 @functools.lru_cache(maxsize=None)
-def compiled(num_shots):
+def compiled(num_shots, penalty=0.0):
     spec = [
         tf.TensorSpec([None, None, None], tf.float32),
         tf.TensorSpec([None], tf.int32),
     ]
     return tf.function(
-        lambda v, n: kts_graph.shot_boundaries_tf(v, n, num_shots), input_signature=spec
+        lambda v, n: kts_graph.shot_boundaries_tf(v, n, num_shots, penalty),
+        input_signature=spec,
     )
 
 
@@ -360,16 +399,17 @@ def pad_batch(videos, length=None, rng=None):
     return batch, np.array([len(v) for v in videos], np.int32)
 
 
-def assert_graph_equals_numpy(videos, num_shots, rng):
+def assert_graph_equals_numpy(videos, num_shots, rng, penalty=0.0):
     batch, lengths = pad_batch(videos, rng=rng)
-    expected = kts.batch_shot_boundaries(batch, lengths, num_shots)
-    got = compiled(num_shots)(batch, lengths)
+    expected = kts.batch_shot_boundaries(batch, lengths, num_shots, penalty)
+    got = compiled(num_shots, penalty)(batch, lengths)
     assert got.dtype == tf.int32
     np.testing.assert_array_equal(got.numpy(), expected)
     return expected
 
 
-def test_graph_equals_numpy_on_small_inputs():
+@pytest.mark.parametrize("penalty", [0.0, 0.3, 1.0])
+def test_graph_equals_numpy_on_small_inputs(penalty):
     rng = np.random.default_rng(7)
     videos = []
     for n in (1, 2, 3, 5, 8, 12, 0):
@@ -381,9 +421,9 @@ def test_graph_equals_numpy_on_small_inputs():
     a, b = np.eye(16)[:2]
     videos.append(np.stack([a, a, b, b, a, a]))
     for m in (1, 3, 6, 14):
-        expected = assert_graph_equals_numpy(videos, m, rng)
+        expected = assert_graph_equals_numpy(videos, m, rng, penalty)
         for row, v in zip(expected, videos):
-            np.testing.assert_array_equal(row, kts.shot_boundaries(v, m))
+            np.testing.assert_array_equal(row, kts.shot_boundaries(v, m, penalty))
 
 
 def test_graph_equals_numpy_on_structured_and_constant():
@@ -397,13 +437,14 @@ def test_graph_equals_numpy_on_structured_and_constant():
     np.testing.assert_array_equal(expected[-2], np.concatenate([np.arange(8), [40]]))
 
 
-def test_graph_equals_numpy_on_real_data(real_videos):
+@pytest.mark.parametrize("penalty", [0.0, 1.0])
+def test_graph_equals_numpy_on_real_data(real_videos, penalty):
     rng = np.random.default_rng(9)
     batch, lengths = pad_batch(real_videos, length=300, rng=rng)
     # Clipped lengths and a truncated copy exercise padding on real frames.
     lengths[1] = min(lengths[1], 20)
-    expected = kts.batch_shot_boundaries(batch, lengths, 32)
-    got = compiled(32)(batch, lengths).numpy()
+    expected = kts.batch_shot_boundaries(batch, lengths, 32, penalty)
+    got = compiled(32, penalty)(batch, lengths).numpy()
     np.testing.assert_array_equal(got, expected)
     assert np.all(got[:, -1] == lengths) and np.all(np.diff(got, axis=1) >= 0)
 

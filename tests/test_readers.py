@@ -464,13 +464,15 @@ def test_shots_from_stored_context_feature(tmp_path):
 
 def test_shots_computed_and_precomputed_agree(tmp_path):
     reader = readers.YT8MFrameFeatureReader(max_frames=150)
-    computed = _collect(reader.dataset(FRAME, batch_size=4, num_shots=3))
+    computed = _collect(
+        reader.dataset(FRAME, batch_size=4, num_shots=3, kts_penalty=0.5)
+    )
     assert reader.dataset(FRAME, 2, num_shots=3).element_spec[
         "shot_boundaries"
     ].shape.as_list() == [None, 4]
     _check_boundaries(computed["shot_boundaries"], computed["num_frames"], 3)
     written = precompute_shots.add_shot_boundaries_to_records(
-        FRAME, str(tmp_path / "out"), num_shots=3, max_frames=150
+        FRAME, str(tmp_path / "out"), num_shots=3, kts_penalty=0.5, max_frames=150
     )
     assert [os.path.basename(p) for p in written] == sorted(
         os.path.basename(p) for p in tf.io.gfile.glob(FRAME)
@@ -480,15 +482,23 @@ def test_shots_computed_and_precomputed_agree(tmp_path):
         _raw_records(FRAME), _raw_records(str(tmp_path / "out" / "*"))
     ):
         a = tf.train.SequenceExample.FromString(after)
+        assert a.context.feature["shot_kts_penalty"].float_list.value == [0.5]
         del a.context.feature["shot_boundaries"]
+        del a.context.feature["shot_kts_penalty"]
         assert a == tf.train.SequenceExample.FromString(before)
+    copies = str(tmp_path / "out" / "*.tfrecord")
     stored = _collect(
-        reader.dataset(str(tmp_path / "out" / "*.tfrecord"), batch_size=4, num_shots=3)
+        reader.dataset(copies, batch_size=4, num_shots=3, kts_penalty=0.5)
     )
     np.testing.assert_array_equal(
         stored["shot_boundaries"], computed["shot_boundaries"]
     )
     np.testing.assert_array_equal(stored["video_matrix"], computed["video_matrix"])
+    # Shots of another penalty would differ from what the model computes.
+    with pytest.raises(readers.ReaderError) as err:
+        reader.dataset(copies, batch_size=4, num_shots=3, kts_penalty=1.0)
+    assert "--dcgn_kts_penalty" in str(err.value)
+    assert "precompute_shots.py --kts_penalty=1" in str(err.value)
 
 
 def test_shots_need_frame_level():
