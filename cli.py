@@ -12,6 +12,7 @@ import datetime
 import logging
 import os
 import re
+import signal
 import sys
 
 from absl import app
@@ -43,6 +44,13 @@ def define_program_flags(flag_values=flags.FLAGS):
         False,
         "Skip data files that fail to read (with a warning that counts them) "
         "instead of stopping.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_enum(
+        "compression_type",
+        "",
+        ["", "GZIP", "ZLIB"],
+        "Compression of the TFRecord files: empty (the published data), GZIP or ZLIB.",
         flag_values=flag_values,
     )
     flags.DEFINE_bool(
@@ -89,6 +97,43 @@ def run(main, unknown_flag_hint=""):
     app.run(guarded, flags_parser=parse)
 
 
+class StopSignals:
+    """SIGTERM and SIGINT ask a long run to stop at its next safe point.
+
+    The first one is only recorded (`received`, its number); the program
+    finishes what it is doing, saves, and exits with 128 + that number (143
+    for SIGTERM, 130 for SIGINT), as a process killed by it would. A second
+    one acts at once, as it would without this.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.received = 0
+        self._previous = {}
+
+    def __enter__(self):
+        for number in self.SIGNALS:
+            self._previous[number] = signal.signal(number, self._record)
+        return self
+
+    def __exit__(self, *exc_info):
+        self._restore()
+
+    def _record(self, number, frame):
+        del frame
+        self.received = number
+        self._restore()
+
+    def _restore(self):
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+
+def signal_name(number):
+    return signal.Signals(number).name
+
+
 def check_positive(flag_values, *names):
     """A UsageError naming the first flag of `names` that is not >= 1."""
     for name in names:
@@ -100,6 +145,11 @@ def check_positive(flag_values, *names):
 def say(line):
     """A progress or result line, printed once and flushed."""
     print(line, flush=True)
+
+
+def warn(line):
+    """A warning the user should read, on stderr."""
+    print(f"warning: {line}", file=sys.stderr, flush=True)
 
 
 def format_duration(seconds):

@@ -28,7 +28,13 @@ flags.DEFINE_string("eval_data_pattern", "", "Glob of the evaluation TFRecord fi
 flags.DEFINE_integer("batch_size", 1024, "Videos per evaluation batch.")
 flags.DEFINE_integer("top_k", 20, "Predictions per video that GAP counts.")
 flags.DEFINE_bool("run_once", False, "Evaluate the latest checkpoint and stop.")
-flags.DEFINE_string("label_loss", "CrossEntropyLoss", "The loss reported as Avg_Loss.")
+flags.DEFINE_string(
+    "label_loss",
+    "CrossEntropyLoss",
+    "The loss reported as Avg_Loss. Not given: the loss the model was trained "
+    "with (train_dir/model_config.json), as the starter's eval did by sharing "
+    "train.py's flags.",
+)
 flags.DEFINE_string(
     "eval_results_file", "", "Also write the metrics to this JSON file."
 )
@@ -40,15 +46,20 @@ flags.DEFINE_integer(
 )
 
 
-def evaluate_checkpoint(config, model, reader, checkpoint_path):
+def evaluate_checkpoint(config, model, reader, checkpoint_path, loss_name, writer):
     common.restore(model, checkpoint_path)
     dataset = common.explained_batches(
         common.make_dataset(config, FLAGS.eval_data_pattern, FLAGS.batch_size, reader),
         FLAGS.eval_data_pattern,
     )
-    metrics = common.evaluate(model, dataset, FLAGS.label_loss, FLAGS.top_k)
+    metrics = common.evaluate(model, dataset, loss_name, FLAGS.top_k)
     metrics["step"] = cli.checkpoint_step(checkpoint_path)
     cli.say(common.format_metrics(metrics, metrics["step"]))
+    # Beside training's events, so TensorBoard shows eval GAP against steps.
+    with writer.as_default(step=metrics["step"]):
+        for name in ("gap", "hit_at_one", "perr", "map", "loss"):
+            tf.summary.scalar(f"eval/{name}", metrics[name])
+    writer.flush()
     if FLAGS.eval_results_file:
         atomic_files.atomic_write(
             FLAGS.eval_results_file,
@@ -67,18 +78,37 @@ def main(unused_argv):
             "the directory of --eval_results_file",
         )
     config = common.load_model_config(FLAGS.train_dir)
+    loss_name = FLAGS.label_loss
+    if not FLAGS["label_loss"].present:
+        loss_name = common.load_run_settings(FLAGS.train_dir).get(
+            "label_loss", loss_name
+        )
     model = models.build_model(config)
     reader = common.program_reader(config)
+    writer = tf.summary.create_file_writer(os.path.join(FLAGS.train_dir, "eval"))
     if FLAGS.run_once:
         latest = tf.train.latest_checkpoint(FLAGS.train_dir)
         if latest is None:
             raise cli.UsageError(f"no checkpoint in {FLAGS.train_dir} yet.")
-        evaluate_checkpoint(config, model, reader, latest)
+        evaluate_checkpoint(config, model, reader, latest, loss_name, writer)
         return
+    if tf.train.latest_checkpoint(FLAGS.train_dir) is None:
+        cli.say(
+            f"waiting for train.py to write a checkpoint in {FLAGS.train_dir} "
+            "(--run_once evaluates the latest one and stops)"
+        )
+    evaluated = 0
     for checkpoint_path in tf.train.checkpoints_iterator(
         FLAGS.train_dir, timeout=FLAGS.eval_timeout_secs
     ):
-        evaluate_checkpoint(config, model, reader, checkpoint_path)
+        evaluate_checkpoint(config, model, reader, checkpoint_path, loss_name, writer)
+        evaluated += 1
+    if not evaluated:
+        raise cli.UsageError(
+            f"no checkpoint appeared in {FLAGS.train_dir} within "
+            f"--eval_timeout_secs={FLAGS.eval_timeout_secs}."
+        )
+    cli.say(f"no new checkpoint for {FLAGS.eval_timeout_secs} s; stopping.")
 
 
 if __name__ == "__main__":

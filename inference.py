@@ -9,6 +9,9 @@ SavedModel (--saved_model_dir). The CSV is written under a temporary name
 and renamed when complete, so a file with the final name is always whole.
 """
 
+import collections
+import csv
+import io
 import os
 
 from absl import flags
@@ -41,13 +44,30 @@ flags.DEFINE_string(
 )
 
 
+def decode_id(video_id):
+    """A video id as text; an id that is not UTF-8 is refused by its bytes."""
+    if not isinstance(video_id, bytes):
+        return video_id
+    try:
+        return video_id.decode("utf-8")
+    except UnicodeDecodeError:
+        raise cli.UsageError(
+            f"the video id {video_id!r} in {FLAGS.input_data_pattern} is not UTF-8 "
+            "text, so it cannot be written to the CSV; fix the id in the record."
+        ) from None
+
+
 def format_row(video_id, predictions, top_k):
-    """`id,class score class score ...`, the top_k classes by score."""
+    """`id,class score class score ...`, the top_k classes by score.
+
+    An id with a comma, quote or line break is quoted as CSV quotes it
+    (RFC 4180); any other id is written as it is, as the starter did.
+    """
     top = np.argsort(-predictions, kind="stable")[:top_k]
     pairs = " ".join(f"{label} {predictions[label]:g}" for label in top)
-    if isinstance(video_id, bytes):
-        video_id = video_id.decode("utf-8")
-    return f"{video_id},{pairs}\n"
+    row = io.StringIO()
+    csv.writer(row, lineterminator="\n").writerow([decode_id(video_id), pairs])
+    return row.getvalue()
 
 
 def checkpoint_predictions():
@@ -89,14 +109,22 @@ def main(unused_argv):
     predictions = (
         saved_model_predictions() if FLAGS.saved_model_dir else checkpoint_predictions()
     )
-    count = 0
+    rows = collections.Counter()
     with atomic_files.atomic_open(FLAGS.output_file) as csv_file:
         csv_file.write("VideoId,LabelConfidencePairs\n")
         for video_ids, batch_predictions in predictions:
             for video_id, row in zip(video_ids, batch_predictions):
                 csv_file.write(format_row(video_id, row, FLAGS.top_k))
-                count += 1
-    cli.say(f"wrote {count} videos to {FLAGS.output_file}")
+                rows[video_id] += 1
+    cli.say(f"wrote {rows.total()} videos to {FLAGS.output_file}")
+    repeated = [decode_id(v) for v, n in rows.items() if n > 1]
+    if repeated:
+        cli.warn(
+            f"{len(repeated)} video id(s) occur more than once in "
+            f"{FLAGS.input_data_pattern}, each with a row per occurrence "
+            f"(a submission needs one row per id): {', '.join(repeated[:5])}"
+            + (", ..." if len(repeated) > 5 else "")
+        )
 
 
 if __name__ == "__main__":

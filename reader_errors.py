@@ -31,6 +31,10 @@ CAUSES = {
         "4716 for the 2017 data)."
     ),
     "frame_feature_size": Cause("Set --feature_sizes to match the records."),
+    "feature_lengths": Cause(
+        "Remove these records from the data, or fix the program that wrote "
+        "them: every feature needs one entry per frame."
+    ),
     "no_frames": Cause(
         "Remove these records from the data, or fix the program that wrote them."
     ),

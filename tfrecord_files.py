@@ -34,17 +34,36 @@ def _glob(pattern):
     return glob.glob(os.path.expanduser(pattern))
 
 
+def _is_directory(path):
+    if "://" in path:
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+        return tf.io.gfile.isdir(path)
+    return os.path.isdir(path)
+
+
 def match_files(data_pattern, flag=None):
     """Sorted file names matching a (comma-separated) glob pattern.
 
+    Directories a glob matches are left out.
+
     Raises:
-      ReaderError: nothing matches, naming `flag` when given.
+      ReaderError: nothing matches, or only directories do, naming `flag`
+        when given.
     """
-    files = set()
+    matches = set()
     for pattern in str(data_pattern).split(","):
         if pattern.strip():
-            files.update(_glob(pattern.strip()))
+            matches.update(_glob(pattern.strip()))
     what = f"--{flag}" if flag else PATTERN_HINT
+    files = {path for path in matches if not _is_directory(path)}
+    if matches and not files:
+        first = sorted(matches)[0].rstrip("/")
+        raise ReaderError(
+            f"The data pattern {data_pattern!r} matches only directories "
+            f"({first}{', ...' if len(matches) > 1 else ''}). Check {what}: give a "
+            f"glob of the files in it, such as '{first}/*.tfrecord'."
+        )
     if not files:
         raise ReaderError(
             f"No file matches the data pattern {data_pattern!r}. Check {what}: it "
@@ -52,6 +71,32 @@ def match_files(data_pattern, flag=None):
             "must exist."
         )
     return sorted(files)
+
+
+COMPRESSION_TYPES = ("", "GZIP", "ZLIB")
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def check_compression(files, compression_type):
+    """A ReaderError when the files' compression is not the one given.
+
+    gzip is told by its magic bytes; ZLIB streams have no reliable mark (an
+    uncompressed TFRecord may start with the same byte), so --compression_type
+    =ZLIB is taken on trust.
+    """
+    for path in files:
+        with _open(path) as f:
+            gzipped = f.read(2) == _GZIP_MAGIC
+        if gzipped and compression_type != "GZIP":
+            raise ReaderError(
+                f"{path} is gzip-compressed: pass --compression_type=GZIP to read "
+                "it (or decompress the files with gunzip)."
+            )
+        if compression_type == "GZIP" and not gzipped:
+            raise ReaderError(
+                f"{path} is not gzip-compressed, but --compression_type=GZIP was "
+                "given: drop that flag for uncompressed files."
+            )
 
 
 def _crc32c_table():

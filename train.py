@@ -10,6 +10,7 @@ exported as a SavedModel (train_dir/export/step_N) whose serving signature
 takes serialized records and returns the top-k classes and scores.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ import losses
 import model_flags
 import models
 import train_flags
+import train_lock
 import training
 
 FLAGS = flags.FLAGS
@@ -78,6 +80,15 @@ class Trainer:
             max_to_keep=FLAGS.keep_checkpoint_max,
             step_counter=self.optimizer.iterations,
         )
+        self._agree = None
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            # The save is a collective, so every worker must stop after the
+            # same step: a stop request rides on one small all-reduce per step.
+            def agree(local):
+                per_replica = strategy.run(tf.identity, args=(local,))
+                return strategy.reduce(tf.distribute.ReduceOp.MAX, per_replica, None)
+
+            self._agree = tf.function(agree)
 
     @property
     def step(self):
@@ -114,6 +125,12 @@ class Trainer:
             [t.numpy() for t in self.strategy.experimental_local_results(per_replica)]
         )
 
+    def stop_signal(self, stop):
+        """The signal that stops training after this step, agreed by all workers."""
+        if self._agree is None:
+            return stop.received
+        return int(self._agree(tf.constant(stop.received, tf.int32)))
+
     def save(self, loss):
         if not np.isfinite(loss):
             raise common.UsageError(
@@ -124,7 +141,12 @@ class Trainer:
             )
         self.manager.save(checkpoint_number=self.step)
 
-    def train(self, reader, inspected):
+    def train(self, reader, inspected, stop):
+        """Trains to the end of the data or --max_steps.
+
+        stop: a cli.StopSignals; after a signal, the current step finishes,
+        is checkpointed and the program exits with 128 + the signal.
+        """
         train_step = training.make_train_step(
             self.model,
             self.optimizer,
@@ -178,6 +200,9 @@ class Trainer:
             ) or time.time() - last_save_time > FLAGS.save_checkpoint_secs:
                 self.save(loss)
                 last_save_time = time.time()
+            signal_number = self.stop_signal(stop)
+            if signal_number:
+                self.stop(signal_number, loss, writer)
         if self.step == 0:
             # Training batches are whole (drop_remainder): a training set
             # smaller than one batch gives none, and an untrained model must
@@ -195,10 +220,7 @@ class Trainer:
                 FLAGS.max_steps,
                 self.step,
             )
-        elif (
-            self.manager.latest_checkpoint is None
-            or checkpointed_step(self.manager) != self.step
-        ):
+        elif checkpointed_step(self.manager) != self.step:
             self.save(loss)
         writer.flush()
         steps = self.step - start_step
@@ -215,6 +237,18 @@ class Trainer:
                 else None
             ),
         }
+
+    def stop(self, signal_number, loss, writer):
+        if checkpointed_step(self.manager) != self.step:
+            self.save(loss)
+        writer.flush()
+        if self.chief:
+            cli.say(
+                f"stopped by {cli.signal_name(signal_number)} after step {self.step}: "
+                f"saved {self.manager.latest_checkpoint}. Run the same command "
+                "to resume from it."
+            )
+        raise SystemExit(128 + signal_number)
 
     def log(
         self, writer, step, loss, rate, predictions, labels, start_time, start_step
@@ -242,16 +276,64 @@ class Trainer:
 
 
 def checkpointed_step(manager):
-    return cli.checkpoint_step(manager.latest_checkpoint)
+    """The step of the run's last checkpoint, None before the first."""
+    latest = manager.latest_checkpoint
+    return cli.checkpoint_step(latest) if latest else None
 
 
-def delete_checkpoints(train_dir):
+def clear_previous_run(train_dir):
+    """--start_new_model: removes what the previous run left (checkpoints,
+    exports, event files, training summary), so that nothing of it is read
+    or shown beside the new run. Returns what was removed."""
+    removed = []
     state = tf.train.get_checkpoint_state(train_dir)
     if state:
         for path in state.all_model_checkpoint_paths:
             for name in tf.io.gfile.glob(path + ".*"):
                 tf.io.gfile.remove(name)
+            removed.append(os.path.basename(path))
         tf.io.gfile.remove(os.path.join(train_dir, "checkpoint"))
+    for name in (common.EXPORT_DIR, "eval"):
+        path = os.path.join(train_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+            removed.append(name + "/")
+    for path in tf.io.gfile.glob(os.path.join(train_dir, "events.out.tfevents.*")):
+        tf.io.gfile.remove(path)
+        removed.append(os.path.basename(path))
+    summary = os.path.join(train_dir, TRAINING_SUMMARY_FILE)
+    if os.path.exists(summary):
+        os.remove(summary)
+        removed.append(TRAINING_SUMMARY_FILE)
+    return removed
+
+
+def check_run_settings(train_dir):
+    """Refuses to resume with a changed RUN_SETTINGS flag unless allowed."""
+    step = cli.latest_checkpoint_step(train_dir)
+    if not step:
+        return  # nothing trained yet: nothing to continue
+    saved, now = common.load_run_settings(train_dir), train_flags.run_settings(FLAGS)
+    changed = [
+        f"--{name}: {saved[name]!r} in the run so far, {now[name]!r} now"
+        for name in train_flags.RUN_SETTINGS
+        if name in saved and saved[name] != now[name]
+    ]
+    if not changed:
+        return
+    if not FLAGS.allow_changed_settings:
+        raise cli.UsageError(
+            f"{train_dir} holds a run at step {step} trained with other settings: "
+            + "; ".join(changed)
+            + ". Give the same values to resume it, --allow_changed_settings to "
+            "apply the new ones from step "
+            f"{step} on, or --start_new_model to start over."
+        )
+    logging.warning(
+        "Resuming at step %d with changed settings (--allow_changed_settings): %s",
+        step,
+        "; ".join(changed),
+    )
 
 
 def main(unused_argv):
@@ -261,7 +343,13 @@ def main(unused_argv):
     config = model_flags.model_config(FLAGS)
     train_dir = FLAGS.train_dir
     config_path = os.path.join(train_dir, common.MODEL_CONFIG_FILE)
-    if os.path.exists(config_path) and not FLAGS.start_new_model:
+    # A run that never checkpointed left nothing to continue: its config is
+    # replaced (a start that failed on bad data must not block the fixed one).
+    if (
+        os.path.exists(config_path)
+        and cli.latest_checkpoint_step(train_dir)
+        and not FLAGS.start_new_model
+    ):
         differences = configs.differences(common.load_model_config(train_dir), config)
         if differences:
             raise cli.UsageError(
@@ -269,23 +357,36 @@ def main(unused_argv):
                 f"({', '.join(differences)}); use another --train_dir, or "
                 "--start_new_model to replace it."
             )
+        check_run_settings(train_dir)
     # Before any TensorFlow op: a multi-worker strategy must configure the
     # runtime first.
     strategy = common.choose_strategy(FLAGS.distribution_strategy)
     reader = common.program_reader(config)
     # The data is checked (first record) before anything is written.
-    inspected = reader.inspect(FLAGS.train_data_pattern, config.num_shots)
-    _, schema = inspected
+    inspected = reader.inspect(
+        FLAGS.train_data_pattern, config.num_shots, config.kts_penalty
+    )
     common.check_writable(train_dir, "--train_dir")
+    chief = common.is_chief(strategy)
+    with train_lock.TrainDirLock(train_dir) if chief else contextlib.nullcontext():
+        train(strategy, config, train_dir, reader, inspected)
+
+
+def train(strategy, config, train_dir, reader, inspected):
+    """Trains and exports, holding the lock of train_dir (the chief)."""
+    _, schema = inspected
     if FLAGS.start_new_model and common.is_chief(strategy):
-        delete_checkpoints(train_dir)
+        removed = clear_previous_run(train_dir)
+        if removed:
+            cli.say(f"--start_new_model: removed {', '.join(removed)}")
     trainer = Trainer(strategy, config, train_dir)
     resumed = trainer.restore()
     if trainer.chief:
-        common.save_model_config(train_dir, config)
+        common.save_model_config(train_dir, config, train_flags.run_settings(FLAGS))
     if resumed:
         cli.say(f"resuming from {resumed} at step {trainer.step}")
-    summary = trainer.train(reader, inspected)
+    with cli.StopSignals() as stop:
+        summary = trainer.train(reader, inspected, stop)
     if trainer.chief:
         atomic_files.atomic_write(
             os.path.join(train_dir, TRAINING_SUMMARY_FILE),

@@ -9,11 +9,41 @@ from absl import flags
 import cli
 
 
+# Flags that shape the optimisation: a resumed run must keep them, or its
+# steps would not continue the ones before (a new decay applies back to step
+# 0, a new batch size changes the decay's steps). The others (max_steps,
+# num_epochs, data, checkpoint cadence, export) may change between runs.
+RUN_SETTINGS = (
+    "batch_size",
+    "optimizer",
+    "base_learning_rate",
+    "learning_rate_decay",
+    "learning_rate_decay_examples",
+    "label_loss",
+    "regularization_penalty",
+    "clip_gradient_norm",
+)
+
+
+def run_settings(flag_values):
+    """{flag: value} of RUN_SETTINGS, as saved beside the model config."""
+    return {name: flag_values[name].value for name in RUN_SETTINGS}
+
+
 def define(flag_values=flags.FLAGS):
     fv = dict(flag_values=flag_values)
     cli.define_program_flags(flag_values)
     flags.DEFINE_string(
         "train_data_pattern", "", "Glob of the training TFRecord files.", **fv
+    )
+    flags.DEFINE_bool(
+        "allow_changed_settings",
+        False,
+        "Resume although a flag that shapes the optimisation (batch size, "
+        "optimizer, learning rate and its decay, loss, regularisation, "
+        "clipping) differs from the run's first; the new values apply from "
+        "the resumed step on.",
+        **fv,
     )
     flags.DEFINE_bool(
         "start_new_model",

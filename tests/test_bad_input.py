@@ -10,8 +10,10 @@ own case's result.
 """
 
 import concurrent.futures
+import json
 import os
 import shutil
+import socket
 
 import numpy as np
 import pytest
@@ -48,8 +50,9 @@ def replaced(flags, **values):
     return kept + [f"--{name}={value}" for name, value in values.items()]
 
 
-def frame_record(video_id, labels, num_frames, sizes=(8, 4)):
+def frame_record(video_id, labels, num_frames, sizes=(8, 4), audio_frames=None):
     rng = np.random.default_rng(len(video_id))
+    counts = (num_frames, num_frames if audio_frames is None else audio_frames)
     lists = {
         name: tf.train.FeatureList(
             feature=[
@@ -58,17 +61,17 @@ def frame_record(video_id, labels, num_frames, sizes=(8, 4)):
                         value=[rng.integers(0, 256, size, np.uint8).tobytes()]
                     )
                 )
-                for _ in range(num_frames)
+                for _ in range(count)
             ]
         )
-        for name, size in zip(("rgb", "audio"), sizes)
+        for name, size, count in zip(("rgb", "audio"), sizes, counts)
     }
+    if isinstance(video_id, str):
+        video_id = video_id.encode()
     return tf.train.SequenceExample(
         context=tf.train.Features(
             feature={
-                "id": tf.train.Feature(
-                    bytes_list=tf.train.BytesList(value=[video_id.encode()])
-                ),
+                "id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[video_id])),
                 "labels": tf.train.Feature(int64_list=tf.train.Int64List(value=labels)),
             }
         ),
@@ -94,9 +97,9 @@ def video_record(video_id, labels, rgb, audio):
     ).SerializeToString()
 
 
-def write_records(path, records):
+def write_records(path, records, compression_type=""):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tf.io.TFRecordWriter(str(path)) as writer:
+    with tf.io.TFRecordWriter(str(path), compression_type) as writer:
         for record in records:
             writer.write(record)
     return str(path)
@@ -157,6 +160,27 @@ def make_cases(root):
             frame_record("good2", [5], 18),
         ],
     )
+    unequal = write_records(
+        root / "unequal" / "train.tfrecord",
+        [good, frame_record("vid_unequal", [3], 30, audio_frames=20), good, good],
+    )
+    gzipped = write_records(
+        root / "gzip" / "train.tfrecord",
+        [good] * 8,
+        compression_type="GZIP",
+    )
+    not_utf8 = write_records(
+        root / "not_utf8" / "test.tfrecord",
+        [frame_record("fine", [], 10), frame_record(b"bad\xff\xfeid", [], 10)],
+    )
+    locked = root / "locked"
+    locked.mkdir()
+    (locked / "train.lock").write_text(
+        json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "token": "t"})
+    )
+    waiting = root / "waiting"
+    waiting.mkdir()
+    shutil.copy(trained / "model_config.json", waiting)
     rgb, audio = [0.1] * 8, [0.2] * 4
     not_finite = write_records(
         root / "not_finite" / "train.tfrecord",
@@ -261,6 +285,56 @@ def make_cases(root):
             ),
             ["other settings", "feature_names", "feature_sizes", "--start_new_model"],
         ),
+        "frame_counts_differ_between_features": (
+            *train("j", unequal),
+            ["vid_unequal", "frame counts differ", "counts 30/20", unequal],
+        ),
+        "gzip_files_without_the_flag": (
+            *train("k", gzipped),
+            ["gzip-compressed", "--compression_type=GZIP", gzipped],
+        ),
+        "gzip_files_are_not_skipped_as_corrupt": (
+            *train("k2", gzipped, FRAME_FLAGS, "--skip_corrupt_files"),
+            ["gzip-compressed", "--compression_type=GZIP"],
+        ),
+        "gzip_flag_on_plain_files": (
+            *train("k3", frames, FRAME_FLAGS, "--compression_type=GZIP"),
+            ["not gzip-compressed", "drop that flag"],
+        ),
+        "a_directory_as_the_data_pattern": (
+            *train("l", f"{data}/frame"),
+            ["matches only directories", "--train_data_pattern", "frame/*.tfrecord"],
+        ),
+        "resume_with_another_batch_size": (
+            *train("trained", frames, replaced(FRAME_FLAGS, batch_size=8, max_steps=4)),
+            [
+                "--batch_size: 4 in the run so far, 8 now",
+                "--allow_changed_settings",
+                "--start_new_model",
+            ],
+        ),
+        "a_second_trainer_on_one_train_dir": (
+            *train("locked", frames),
+            ["in use by train.py", f"pid {os.getpid()} on {socket.gethostname()}"],
+        ),
+        "an_id_that_is_not_utf8": (
+            "inference.py",
+            [
+                f"--train_dir={trained}",
+                f"--input_data_pattern={not_utf8}",
+                f"--output_file={root / 'not_utf8.csv'}",
+            ],
+            ["not UTF-8", "bad\\xff\\xfeid", "fix the id"],
+        ),
+        "eval_waits_for_a_checkpoint_that_never_comes": (
+            "eval.py",
+            [
+                f"--train_dir={waiting}",
+                f"--eval_data_pattern={frames}",
+                "--eval_timeout_secs=1",
+            ],
+            ["no checkpoint appeared", "--eval_timeout_secs=1"],
+        ),
         "eval_of_a_dir_train_never_wrote": (
             "eval.py",
             [
@@ -285,7 +359,10 @@ def results(tmp_path_factory):
     # Each run is mostly TensorFlow starting up; a few at a time overlap that.
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         outcomes = dict(pool.map(run, cases))
-    return {name: (outcomes[name], cases[name][2]) for name in cases}
+    return {
+        "root": root,
+        **{name: (outcomes[name], cases[name][2]) for name in cases},
+    }
 
 
 CASE_NAMES = [
@@ -304,6 +381,15 @@ CASE_NAMES = [
     "nan_and_inf_features",
     "train_dir_of_other_feature_flags",
     "eval_of_a_dir_train_never_wrote",
+    "frame_counts_differ_between_features",
+    "gzip_files_without_the_flag",
+    "gzip_files_are_not_skipped_as_corrupt",
+    "gzip_flag_on_plain_files",
+    "a_directory_as_the_data_pattern",
+    "resume_with_another_batch_size",
+    "a_second_trainer_on_one_train_dir",
+    "an_id_that_is_not_utf8",
+    "eval_waits_for_a_checkpoint_that_never_comes",
 ]
 
 
@@ -326,5 +412,16 @@ def test_bad_input_is_refused_clearly(results, name):
         assert text in errors[0], f"{text!r} not in {errors[0]!r}"
 
 
+def test_a_refused_start_writes_nothing(results):
+    root = results["root"]
+    # A failed start must not leave a config that refuses the corrected rerun.
+    for train_dir in ("k", "l", "locked"):
+        assert not (root / train_dir / "model_config.json").exists()
+    assert not (root / "not_utf8.csv").exists()
+    assert "waiting for train.py to write a checkpoint" in (
+        results["eval_waits_for_a_checkpoint_that_never_comes"][0].stdout
+    )
+
+
 def test_every_case_is_checked(results):
-    assert sorted(results) == sorted(CASE_NAMES + ["truncated_shard_skipped"])
+    assert sorted(results) == sorted(CASE_NAMES + ["truncated_shard_skipped", "root"])

@@ -122,6 +122,65 @@ def test_training_killed_ten_times_resumes_and_completes(data_dir, tmp_path):
     assert f"step {MAX_STEPS} | examples 24" in out.stdout
 
 
+def reported_steps(lines, deadline):
+    """Steps of the 'training step N' lines until the output ends."""
+    steps, rest = [], []
+    while time.time() < deadline:
+        line = lines.get(timeout=max(0.0, deadline - time.time()))
+        if line is None:
+            return steps, "".join(rest)
+        rest.append(line)
+        if line.startswith("training step "):
+            steps.append(int(line.split()[2]))
+    raise AssertionError("the program did not stop")
+
+
+def test_sigterm_and_sigint_checkpoint_the_reported_step(data_dir, tmp_path):
+    train_dir = tmp_path / "run"
+    args = train_args(
+        data_dir,
+        train_dir,
+        "FrameLevelLogisticModel",
+        "--max_steps=100000",
+        "--num_epochs=100000",
+        "--log_steps=1",
+    )
+    seed = int(os.environ.get("KILL_TEST_SEED", "0"))
+    rng = random.Random(seed)
+    done = 0  # the last step a run reported
+    for stop in range(KILLS):
+        number = signal.SIGINT if stop == KILLS - 2 else signal.SIGTERM
+        process = start("train.py", *args)
+        lines = lines_of(process)
+        before = []
+        if stop % 2:
+            time.sleep(rng.uniform(0.5, 12.0))  # start-up, or its first steps
+        else:
+            while not before:
+                line = lines.get(timeout=120)
+                assert line is not None, "train.py ended before its first step"
+                if line.startswith("training step "):
+                    before.append(int(line.split()[2]))
+            time.sleep(rng.uniform(0.0, 0.5))
+        process.send_signal(number)
+        steps, text = reported_steps(lines, time.time() + 120)
+        process.wait()
+        steps = before + steps
+        where = f"KILL_TEST_SEED={seed}, stop {stop}"
+        if process.returncode == -number:
+            # Before training began, the signal acts as always: no step ran.
+            assert not steps, where
+            continue
+        assert process.returncode == 128 + number, (where, process.returncode, text)
+        saved = check_checkpoint(train_dir)
+        assert steps and saved == steps[-1] > done, (where, steps, saved)
+        assert f"stopped by {number.name} after step {saved}" in text, where
+        done = saved
+    assert done > 0
+    out = run_program("train.py", *args[:-3], f"--max_steps={done + 2}")
+    assert "resuming from" in out.stdout and f"at step {done}" in out.stdout
+
+
 def test_killed_inference_never_leaves_a_csv_that_looks_complete(data_dir, tmp_path):
     train_dir = tmp_path / "run"
     run_program(
