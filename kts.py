@@ -354,8 +354,23 @@ def auto_shot_boundaries(features, max_shots=None, penalty=1.0, min_shots=1):
     return _trace(pointer, m, n, m)
 
 
+def shots_for_length(num_shots, num_frames, full_length):
+    """Shots of a video of num_frames frames when full_length frames get m.
+
+    ceil(m n / T): every video's shots span about T / m frames, whatever its
+    length. A fixed m for all lengths would make a shot of a 30-frame video a
+    tenth as long as one of a 300-frame video, and the levels above would
+    see a different time scale in every video; on the learning harness
+    (docs/dcgn_learning.md) that cost 0.06 GAP on recurrence.
+    """
+    return min(num_shots, -(-num_shots * num_frames // full_length))
+
+
 def batch_shot_boundaries(video_matrix, num_frames, num_shots, penalty=0.0):
-    """Fixed-m KTS over a padded batch; only the real frames are segmented.
+    """KTS over a padded batch; only the real frames are segmented.
+
+    A video filling all T frames gets m shots; a shorter one gets
+    ``shots_for_length(m, n_b, T)`` shots, then empty shots at n_b.
 
     Args:
       video_matrix: float array [B, T, D].
@@ -363,18 +378,23 @@ def batch_shot_boundaries(video_matrix, num_frames, num_shots, penalty=0.0):
       num_shots: m >= 1.
       penalty: C >= 0, as in ``shot_boundaries``.
     Returns:
-      int32 [B, m + 1], row b as
-      ``shot_boundaries(video_matrix[b, :n_b], m, penalty)``.
+      int32 [B, m + 1]: row b starts with
+      ``shot_boundaries(video_matrix[b, :n_b], m_b, penalty)`` and is padded
+      with n_b.
     """
     videos = np.asarray(video_matrix)
     if videos.ndim != 3:
         raise ValueError(f"video_matrix must be [B, T, D], got {videos.shape}")
+    full_length = videos.shape[1]
     lengths = np.clip(
-        np.asarray(num_frames).astype(np.int64).reshape(-1), 0, videos.shape[1]
+        np.asarray(num_frames).astype(np.int64).reshape(-1), 0, full_length
     )
     if lengths.shape[0] != videos.shape[0]:
         raise ValueError("num_frames must have one entry per video")
     out = np.zeros((videos.shape[0], int(num_shots) + 1), dtype=np.int32)
-    for b in range(videos.shape[0]):
-        out[b] = shot_boundaries(videos[b, : lengths[b]], num_shots, penalty)
+    for b, n in enumerate(lengths):
+        shots = shots_for_length(int(num_shots), int(n), full_length)
+        if shots:
+            out[b] = n
+            out[b, : shots + 1] = shot_boundaries(videos[b, :n], shots, penalty)
     return out

@@ -72,14 +72,14 @@ def _unit_costs(video_matrix, num_frames):
 
 
 def shot_boundaries_tf(video_matrix, num_frames, num_shots, penalty=0.0):
-    """Fixed-m KTS over a padded batch, as TensorFlow ops.
+    """KTS over a padded batch, as TensorFlow ops.
 
-    Equal to ``kts.batch_shot_boundaries`` with the same penalty; with
-    penalty 0 it is the exact optimum of the kernel
-    scatter (paper eq. 9) over the first num_frames[b] frames, boundaries
-    s_0 = 0 <= ... <= s_m = n_b, strictly increasing when n_b >= m, one shot
-    per frame then empty shots at n_b when n_b < m, lexicographically
-    smallest boundaries among ties. Traces inside tf.function with unknown
+    Equal to ``kts.batch_shot_boundaries`` with the same penalty: video b
+    gets m_b = ``kts.shots_for_length(m, n_b, T)`` shots; with penalty 0
+    they are the exact optimum of the kernel scatter (paper eq. 9) over its
+    first n_b frames, boundaries s_0 = 0 <= ... <= s_{m_b} = n_b, strictly
+    increasing when n_b >= m_b, one shot per frame when n_b < m_b, padded
+    with n_b, lexicographically smallest boundaries among ties. Traces inside tf.function with unknown
     batch size and length. Memory is O(B T^2) float64, time O(m B T^2).
 
     Args:
@@ -118,9 +118,12 @@ def shot_boundaries_tf(video_matrix, num_frames, num_shots, penalty=0.0):
         )
     pointer = tf.stack(pointers, axis=0)  # [m, B, T+1]; [k-1] for k shots
 
-    shots = tf.minimum(n, m)
+    # kts.shots_for_length: ceil(m n / T) shots, at most one per frame.
+    shots = tf.minimum(n, tf.minimum(m, (m * n + t - 1) // t))
     if penalty > 0:
-        chosen = _shots_by_penalty(tf.stack(whole_video_costs, 1), r, n, penalty)
+        chosen = _shots_by_penalty(
+            tf.stack(whole_video_costs, 1), r, n, shots, penalty
+        )
     else:
         chosen = shots
     rows = tf.range(batch)
@@ -137,16 +140,16 @@ def shot_boundaries_tf(video_matrix, num_frames, num_shots, penalty=0.0):
     return bounds
 
 
-def _shots_by_penalty(whole_video_costs, r, n, penalty):
+def _shots_by_penalty(whole_video_costs, r, n, shots, penalty):
     """The m of eq. (8) per video, as ``kts.auto_shot_boundaries``.
 
     Args:
       whole_video_costs: float64 [B, M], [b, k - 1] = L_{k,n_b} in units of
         2**-r_b (+inf where k > n_b).
-      r: int32 [B]; n: int32 [B] frames.
+      r: int32 [B]; n: int32 [B] frames; shots: int32 [B], the most allowed.
       penalty: C > 0.
     Returns:
-      int32 [B]: the smallest k in [1, min(M, n_b)] minimising
+      int32 [B]: the smallest k in [1, shots_b] minimising
       L_{k,n} + C g(k, n); 0 for an empty video.
     """
     top = tf.shape(whole_video_costs)[1]
@@ -156,6 +159,8 @@ def _shots_by_penalty(whole_video_costs, r, n, penalty):
     objective = whole_video_costs * _power_of_two(-r)[:, None] + penalty * (
         k * (tf.math.log(frames / k) + 1.0)
     )
+    allowed = tf.range(1, top + 1)[None, :] <= shots[:, None]
+    objective = tf.where(allowed, objective, tf.constant(float("inf"), tf.float64))
     best = tf.reduce_min(objective, axis=1, keepdims=True)
     first = tf.reduce_min(
         tf.where(objective == best, tf.range(1, top + 1)[None, :], top + 1), axis=1

@@ -212,6 +212,34 @@ def test_structured_recovers_planted_boundaries():
         )
 
 
+def batch_row(frames, num_shots, full_length, penalty=0.0):
+    """A row of batch_shot_boundaries, built from shot_boundaries."""
+    n = len(frames)
+    shots = kts.shots_for_length(num_shots, n, full_length)
+    row = np.full(num_shots + 1, n, np.int32)
+    if shots:
+        row[: shots + 1] = kts.shot_boundaries(frames, shots, penalty)
+    return row
+
+
+def test_shorter_videos_get_proportionally_fewer_shots():
+    assert [kts.shots_for_length(8, n, 300) for n in (300, 299, 150, 100, 1, 0)] == [
+        8,
+        8,
+        4,
+        3,
+        1,
+        0,
+    ]
+    assert kts.shots_for_length(81, 20, 40) == 41  # one a frame, then empty
+    rng = np.random.default_rng(14)
+    videos = rng.normal(size=(2, 60, 4))
+    got = kts.batch_shot_boundaries(videos, [60, 30], 6)
+    np.testing.assert_array_equal(got[0], kts.shot_boundaries(videos[0], 6))
+    np.testing.assert_array_equal(got[1, :4], kts.shot_boundaries(videos[1, :30], 3))
+    np.testing.assert_array_equal(got[1, 4:], [30] * 3)
+
+
 def test_batch_uses_only_real_frames():
     rng = np.random.default_rng(4)
     videos = rng.normal(size=(4, 30, 6))
@@ -221,7 +249,7 @@ def test_batch_uses_only_real_frames():
     noisy = videos.copy()
     for b, n in enumerate(lengths):
         noisy[b, n:] = rng.normal(size=(30 - n, 6)) * 100
-        np.testing.assert_array_equal(got[b], kts.shot_boundaries(videos[b, :n], 5))
+        np.testing.assert_array_equal(got[b], batch_row(videos[b, :n], 5, 30))
     np.testing.assert_array_equal(kts.batch_shot_boundaries(noisy, lengths, 5), got)
 
 
@@ -420,10 +448,11 @@ def test_graph_equals_numpy_on_small_inputs(penalty):
     videos.append(structured_video(rng, [3, 9, 1, 6], dim=16)[0])
     a, b = np.eye(16)[:2]
     videos.append(np.stack([a, a, b, b, a, a]))
+    longest = max(len(v) for v in videos)
     for m in (1, 3, 6, 14):
         expected = assert_graph_equals_numpy(videos, m, rng, penalty)
         for row, v in zip(expected, videos):
-            np.testing.assert_array_equal(row, kts.shot_boundaries(v, m, penalty))
+            np.testing.assert_array_equal(row, batch_row(v, m, longest, penalty))
 
 
 def test_graph_equals_numpy_on_structured_and_constant():
@@ -434,7 +463,11 @@ def test_graph_equals_numpy_on_structured_and_constant():
     videos += [np.tile(rng.normal(size=(1, 24)), (40, 1)), np.zeros((30, 24))]
     videos = [v.astype(np.float32) for v in videos]
     expected = assert_graph_equals_numpy(videos, 8, rng)
-    np.testing.assert_array_equal(expected[-2], np.concatenate([np.arange(8), [40]]))
+    # Constant frames: every split ties, so the smallest indices win.
+    shots = kts.shots_for_length(8, 40, max(len(v) for v in videos))
+    np.testing.assert_array_equal(
+        expected[-2], np.concatenate([np.arange(shots), [40] * (9 - shots)])
+    )
 
 
 @pytest.mark.parametrize("penalty", [0.0, 1.0])
