@@ -34,6 +34,7 @@ class DbofConfig:
     dbof_cluster_size: int = 8192
     dbof_hidden_size: int = 1024
     dbof_pooling_method: str = "max"
+    dbof_activation: str = "sigmoid"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,6 +220,9 @@ class ModelConfig:
     def from_dict(cls, values):
         family = model_family(values["model"])
         body = values.get("body")
+        if family.body is DbofConfig and body is not None:
+            # Written before the flag existed: those models used relu6.
+            body = {"dbof_activation": "relu6", **body}
         if family.body is DCGNConfig and body is not None:
             # Written before the penalty existed: those models used fixed-m KTS.
             body = {"dcgn_kts_penalty": 0.0, **body}

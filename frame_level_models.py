@@ -51,9 +51,12 @@ class FrameLevelLogisticModel(FrameLevelModel):
 class DbofModel(FrameLevelModel):
     """Deep bag of frames: project sampled frames, pool, hidden layer, head.
 
-    Frames are sampled among the real ones only (so padding never enters):
-    at random in training, evenly spaced otherwise, which keeps evaluation
-    deterministic.
+    Frames are sampled among the real ones only (so padding never enters).
+    Training samples as the starter did: random frames, or with
+    sample_random_frames=False a random run of consecutive frames.
+    Evaluation takes evenly spaced frames (or the middle run) where the
+    starter sampled at random, so that the same checkpoint always scores the
+    same.
     """
 
     def __init__(self, config, **kwargs):
@@ -62,6 +65,9 @@ class DbofModel(FrameLevelModel):
         self.iterations = dbof.iterations
         self.sample_random_frames = dbof.sample_random_frames
         self.pooling_method = dbof.dbof_pooling_method
+        self.activation = {"sigmoid": tf.nn.sigmoid, "relu6": tf.nn.relu6}[
+            dbof.dbof_activation
+        ]
         self.input_norm = batch_norm_or_none(dbof.dbof_add_batch_norm, "input_bn")
         # With batch norm after them, biases would be redundant.
         self.cluster = keras.layers.Dense(
@@ -77,21 +83,37 @@ class DbofModel(FrameLevelModel):
 
     def sample_frames(self, features, num_frames, training):
         """[B, iterations, D] frames taken from [0, num_frames) of each video."""
-        frames = tf.cast(tf.maximum(num_frames, 1), tf.float32)[:, None]
-        if training and self.sample_random_frames:
-            position = tf.random.uniform([tf.shape(features)[0], self.iterations])
+        batch = tf.shape(features)[0]
+        if self.sample_random_frames:
+            if training:
+                position = tf.random.uniform([batch, self.iterations])
+            else:
+                position = (tf.range(self.iterations, dtype=tf.float32) + 0.5) / float(
+                    self.iterations
+                )
+            frames = tf.cast(tf.maximum(num_frames, 1), tf.float32)[:, None]
+            index = tf.cast(tf.floor(position * frames), tf.int32)
         else:
-            position = (tf.range(self.iterations, dtype=tf.float32) + 0.5) / float(
-                self.iterations
+            # A run of consecutive frames, repeating the last in short videos.
+            last_start = tf.maximum(num_frames - self.iterations, 0)
+            if training:
+                start = tf.random.uniform([batch], maxval=1.0) * tf.cast(
+                    last_start + 1, tf.float32
+                )
+                start = tf.minimum(tf.cast(start, tf.int32), last_start)
+            else:
+                start = last_start // 2
+            index = tf.minimum(
+                start[:, None] + tf.range(self.iterations)[None, :],
+                tf.maximum(num_frames - 1, 0)[:, None],
             )
-        index = tf.cast(tf.floor(position * frames), tf.int32)
         return tf.gather(features, index, batch_dims=1)
 
     def project(self, x, dense, norm, training):
         x = dense(x)
         if norm is not None:
             x = norm(x, training=training)
-        return tf.nn.relu6(x)
+        return self.activation(x)
 
     def classify(self, features, batch, training=None):
         x = self.sample_frames(features, batch["num_frames"], training)

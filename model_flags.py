@@ -72,8 +72,10 @@ def define(flag_values=flags.FLAGS):
     flags.DEFINE_bool(
         "sample_random_frames",
         dbof.sample_random_frames,
-        "DbofModel samples frames at random while training; otherwise (and "
-        "always in evaluation) evenly spaced.",
+        "DbofModel's training samples: --iterations frames at random, or "
+        "(false) a random run of --iterations consecutive frames. Evaluation "
+        "takes evenly spaced frames (or the middle run), so that it is "
+        "repeatable.",
         **fv,
     )
     flags.DEFINE_integer(
@@ -87,6 +89,13 @@ def define(flag_values=flags.FLAGS):
         dbof.dbof_pooling_method,
         ["max", "average"],
         "How DbofModel pools frames.",
+        **fv,
+    )
+    flags.DEFINE_enum(
+        "dbof_activation",
+        dbof.dbof_activation,
+        ["sigmoid", "relu6"],
+        "DbofModel's activation after its cluster and hidden layers.",
         **fv,
     )
     flags.DEFINE_integer(
@@ -171,6 +180,7 @@ def body_config(name, fv):
             dbof_cluster_size=fv.dbof_cluster_size,
             dbof_hidden_size=fv.dbof_hidden_size,
             dbof_pooling_method=fv.dbof_pooling_method,
+            dbof_activation=fv.dbof_activation,
         )
     return None
 

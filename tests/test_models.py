@@ -1,5 +1,7 @@
 """Every model: shapes, padding invariance, learning, checkpoints, the MoE."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -13,7 +15,14 @@ import model_testing
 import training
 import video_level_models
 
-from model_testing import MAX_FRAMES, NUM_CLASSES, FEATURE_DIM, make_batch
+from model_testing import (
+    FEATURE_DIM,
+    MAX_FRAMES,
+    NUM_CLASSES,
+    TINY_BODIES,
+    make_batch,
+    tiny_model,
+)
 
 TINY = {
     "FrameLevelLogisticModel": {},
@@ -181,3 +190,51 @@ def test_l2_penalty_is_the_starters(name):
     kernels = [v.numpy() for v in model.trainable_variables if "kernel" in v.path]
     expected = sum(0.01 * np.sum(k**2) / 2 for k in kernels)
     assert float(tf.add_n(model.losses)) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("random_frames", [True, False])
+def test_dbof_samples_only_real_frames_as_the_starter_did(random_frames):
+    body = dataclasses.replace(
+        TINY_BODIES[configs.DbofConfig], sample_random_frames=random_frames
+    )
+    model = tiny_model("DbofModel", body)
+    # Frame t of every video holds the value t, so samples show their index.
+    frames = tf.tile(tf.range(MAX_FRAMES, dtype=tf.float32)[None, :, None], [3, 1, 2])
+    num_frames = tf.constant([2, 7, MAX_FRAMES])
+    for is_training in (True, False):
+        for _ in range(5):
+            index = model.sample_frames(frames, num_frames, is_training)[
+                :, :, 0
+            ].numpy()
+            assert index.shape == (3, body.iterations)
+            assert np.all(index < num_frames.numpy()[:, None])
+            if not random_frames:
+                # A run of consecutive frames; the last repeats in short videos.
+                steps = np.diff(index, axis=1)
+                assert np.all(
+                    (steps == 1) | ((steps == 0) & (index[:, 1:] == index[:, -1:]))
+                )
+    evaluation = model.sample_frames(frames, num_frames, False)[:, :, 0].numpy()
+    expected = (
+        [[0, 0, 1, 1, 1], [0, 2, 3, 4, 6], [1, 3, 6, 8, 10]]
+        if random_frames
+        else [[0, 1, 1, 1, 1], [1, 2, 3, 4, 5], [3, 4, 5, 6, 7]]
+    )
+    np.testing.assert_array_equal(evaluation, expected)
+
+
+def test_dbof_activation_is_the_starters_sigmoid_unless_asked():
+    assert configs.DbofConfig().dbof_activation == "sigmoid"
+    outputs = {}
+    for activation in ("sigmoid", "relu6"):
+        body = dataclasses.replace(
+            TINY_BODIES[configs.DbofConfig], dbof_activation=activation
+        )
+        model = tiny_model("DbofModel", body)
+        hidden = model.project(
+            tf.random.normal([4, 16]) * 10, model.hidden, None, training=False
+        ).numpy()
+        outputs[activation] = hidden
+    sigmoid = outputs["sigmoid"]
+    assert np.all((sigmoid >= 0) & (sigmoid <= 1)) and sigmoid.min() < 0.01
+    assert outputs["relu6"].min() == 0.0 and outputs["relu6"].max() > 1
