@@ -109,7 +109,14 @@ def load_model_config(train_dir):
         ) from None
 
 
-def make_reader(config, skip_corrupt_files=False, dequantize=True, compression_type=""):
+def make_reader(
+    config,
+    skip_corrupt_files=False,
+    dequantize=True,
+    compression_type="",
+    segment_mode=None,
+    segment_size=5,
+):
     """The reader of the records `config` reads."""
     return readers.get_reader(
         config.frame_features,
@@ -120,13 +127,20 @@ def make_reader(config, skip_corrupt_files=False, dequantize=True, compression_t
         skip_corrupt_files=skip_corrupt_files,
         dequantize=dequantize,
         compression_type=compression_type,
+        segment_mode=segment_mode,
+        segment_size=segment_size,
     )
 
 
-def program_reader(config):
-    """make_reader with the flags every program shares (cli.define_program_flags)."""
+def program_reader(config, segment_mode=None, segment_size=5):
+    """make_reader with the flags every program shares (cli.define_program_flags).
+
+    segment_mode: None (videos), "rated" or "every" (segments.py).
+    """
     return make_reader(
         config,
+        segment_mode=segment_mode,
+        segment_size=segment_size,
         skip_corrupt_files=flags.FLAGS.skip_corrupt_files,
         dequantize=not flags.FLAGS.dequantize_in_model,
         compression_type=flags.FLAGS.compression_type,
@@ -214,6 +228,10 @@ def evaluate(model, dataset, loss_name="CrossEntropyLoss", top_k=20):
     metrics = eval_util.EvaluationMetrics(model.num_classes, top_k)
     start = time.time()
     for batch, predictions in predict_batches(model, dataset):
+        if "label_weights" in batch:
+            # Segments: only the rated (segment, class) pairs count, as the
+            # starter counted them (unrated predictions become 0).
+            predictions = predictions * batch["label_weights"]
         loss = loss_fn.per_example_loss(predictions, batch["labels"]).numpy()
         metrics.accumulate(predictions, batch["labels"], loss)
     results = metrics.get()

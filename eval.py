@@ -38,6 +38,20 @@ flags.DEFINE_string(
 flags.DEFINE_string(
     "eval_results_file", "", "Also write the metrics to this JSON file."
 )
+flags.DEFINE_bool(
+    "segment_labels",
+    False,
+    "Evaluate on the rated 5-frame segments of segment-rated records (the "
+    "2019 validation data) instead of on whole videos; only rated (segment, "
+    "class) pairs count.",
+)
+flags.DEFINE_integer("segment_size", 5, "Frames per segment (--segment_labels).")
+flags.DEFINE_integer(
+    "num_readers",
+    8,
+    "Accepted for the starter's command lines; evaluation reads its files "
+    "in order, one at a time, since parsing, not reading, bounds its speed.",
+)
 flags.DEFINE_integer(
     "eval_timeout_secs",
     None,
@@ -56,9 +70,10 @@ def evaluate_checkpoint(config, model, reader, checkpoint_path, loss_name, write
     metrics["step"] = cli.checkpoint_step(checkpoint_path)
     cli.say(common.format_metrics(metrics, metrics["step"]))
     # Beside training's events, so TensorBoard shows eval GAP against steps.
+    tag = "eval_segments" if FLAGS.segment_labels else "eval"
     with writer.as_default(step=metrics["step"]):
         for name in ("gap", "hit_at_one", "perr", "map", "loss"):
-            tf.summary.scalar(f"eval/{name}", metrics[name])
+            tf.summary.scalar(f"{tag}/{name}", metrics[name])
     writer.flush()
     if FLAGS.eval_results_file:
         atomic_files.atomic_write(
@@ -84,7 +99,9 @@ def main(unused_argv):
             "label_loss", loss_name
         )
     model = models.build_model(config)
-    reader = common.program_reader(config)
+    reader = common.program_reader(
+        config, "rated" if FLAGS.segment_labels else None, FLAGS.segment_size
+    )
     writer = tf.summary.create_file_writer(os.path.join(FLAGS.train_dir, "eval"))
     if FLAGS.run_once:
         latest = tf.train.latest_checkpoint(FLAGS.train_dir)

@@ -416,3 +416,40 @@ class EvaluationMetrics:
         aps[has_positives] = sums[has_positives] / divisor[has_positives]
         mean_ap = float(np.mean(aps[has_positives])) if has_positives.any() else 0.0
         return gap, aps.tolist(), mean_ap
+
+
+def segment_map_at_n(submission, rated, top_n=None):
+    """mAP@N of a segment submission, as the 2019 challenge scored it.
+
+    Args:
+      submission: {class id: [segment id, ...]} best first.
+      rated: {(segment id, class id): score}, score > 0 a positive; the
+        (segment, class) pairs the ground truth rated.
+      top_n: None or 0 (all), or the ranks per class that count.
+    Returns:
+      (mAP, {class id: AP}): per class of the submission that has a positive,
+      the average precision over its list cut to top_n with unrated segments
+      left out, divided by the class's number of positives; mAP is their
+      mean (0.0 when no class of the submission has a positive).
+    """
+    positives = {}
+    for (_, class_id), score in rated.items():
+        if score > 0:
+            positives[class_id] = positives.get(class_id, 0) + 1
+    aps = {}
+    for class_id, segment_ids in submission.items():
+        if not positives.get(class_id):
+            continue  # no positive in the ground truth: AP undefined
+        listed = segment_ids[:top_n] if top_n else segment_ids
+        hits = [
+            rated[(segment_id, class_id)] > 0
+            for segment_id in listed
+            if (segment_id, class_id) in rated
+        ]
+        found = np.cumsum(hits)
+        ranks = np.arange(1, len(hits) + 1)
+        aps[class_id] = float(
+            np.sum((found / ranks)[np.asarray(hits, bool)]) / positives[class_id]
+        )
+    mean_ap = float(np.mean(list(aps.values()))) if aps else 0.0
+    return mean_ap, aps

@@ -178,6 +178,7 @@ class DCGNModel(FrameLevelModel):
         super().__init__(config, **kwargs)
         self.num_shots = config.num_shots
         self.kts_penalty = config.kts_penalty
+        self.max_frames = config.max_frames
         self.encoder = dcgn_layers.DCGNEncoder(
             config.body, config.max_frames, name="dcgn"
         )
@@ -188,8 +189,18 @@ class DCGNModel(FrameLevelModel):
             shot_boundaries = batch.get("shot_boundaries")
             if shot_boundaries is None:
                 shot_boundaries = kts_graph.shot_boundaries_tf(
-                    features, batch["num_frames"], self.num_shots, self.kts_penalty
+                    features,
+                    batch["num_frames"],
+                    self.num_shots,
+                    self.kts_penalty,
+                    full_length=self.max_frames,
                 )
+        # Clips shorter than max_frames (5-frame segments) are padded: the
+        # levels' node counts, and so the head's width, follow max_frames.
+        features = tf.pad(
+            features, [[0, 0], [0, self.max_frames - tf.shape(features)[1]], [0, 0]]
+        )
+        features = tf.ensure_shape(features, [None, self.max_frames, None])
         video = self.encoder(
             features, batch["num_frames"], shot_boundaries, training=training
         )

@@ -6,7 +6,10 @@ writes, for each split (train, validate, test):
 
     frame/<split>NNNN.tfrecord   tf.train.SequenceExample: context `id`
                                  (bytes, "g0000123"), `labels` (int64 list,
-                                 absent in test); feature lists `rgb`,
+                                 absent in test), in validate and test the
+                                 2019 segment ratings `segment_labels`,
+                                 `segment_start_times`, `segment_scores`
+                                 (segment_ratings); feature lists `rgb`,
                                  `audio`: one bytes value per frame of 1024
                                  resp. 128 uint8 (names and sizes from
                                  --feature_names / --feature_sizes)
@@ -123,6 +126,9 @@ DISTRACTOR_ALTERNATING = 0.2
 
 SPLITS = ("train", "validate", "test")
 LABELLED_SPLITS = ("train", "validate")
+# Frame-level records of these splits carry 2019-style segment ratings.
+RATED_SPLITS = ("validate", "test")
+SEGMENT_SIZE = 5
 
 PRESENCE, ORDER, WITHIN = "presence", "order", "within"
 
@@ -476,21 +482,65 @@ def render(world, plan, rng, frame_noise=DEFAULT_FRAME_NOISE):
 
 
 def video_rngs(seed, split, index):
-    plan_seq, noise_seq = np.random.SeedSequence(
-        [seed, SPLITS.index(split), index]
-    ).spawn(2)
-    return np.random.default_rng(plan_seq), np.random.default_rng(noise_seq)
+    """(plan, noise, segment ratings) random streams of one video."""
+    streams = np.random.SeedSequence([seed, SPLITS.index(split), index]).spawn(3)
+    return tuple(np.random.default_rng(stream) for stream in streams)
+
+
+def segment_ratings(world, shots, labels, rng, segment_size=SEGMENT_SIZE):
+    """The 2019 task's ratings of a video: [(class, start frame, score)].
+
+    For each presence class among the labels (or, in a video without one, a
+    presence class drawn at random), up to 3 segments that show its event
+    in at least half their frames are rated 1 and up to 2 others are rated
+    0, as the 2019 raters judged a few segments of a video for one class.
+    """
+    event_of = {r.positive: r.events[0] for r in world.rules if r.kind == PRESENCE}
+    frames = []
+    for shot in shots:
+        for i in range(shot.end - shot.start):
+            frames.append(shot.events[i % len(shot.events)])
+    frames = np.asarray(frames)
+    classes = [c for c in labels if c in event_of] or [
+        int(rng.choice(sorted(event_of)))
+    ]
+    ratings = []
+    starts = np.arange(0, len(frames), segment_size)
+    for class_id in classes:
+        shown = np.array(
+            [
+                2 * np.sum(frames[s : s + segment_size] == event_of[class_id])
+                >= len(frames[s : s + segment_size])
+                for s in starts
+            ]
+        )
+        for score, count in ((1.0, 3), (0.0, 2)):
+            pool = starts[shown == bool(score)]
+            picked = rng.choice(pool, size=min(count, len(pool)), replace=False)
+            ratings += [(class_id, int(start), score) for start in picked]
+    return sorted(ratings, key=lambda r: (r[1], r[0]))
 
 
 def _bytes(tf, value):
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
 
-def _frame_record(tf, video_id, labels, q, names, bounds):
+def _frame_record(tf, video_id, labels, q, names, bounds, ratings=None):
     context = {"id": _bytes(tf, video_id)}
     if labels is not None:
         context["labels"] = tf.train.Feature(
             int64_list=tf.train.Int64List(value=labels)
+        )
+    if ratings:
+        classes, starts, scores = zip(*ratings)
+        context["segment_labels"] = tf.train.Feature(
+            int64_list=tf.train.Int64List(value=classes)
+        )
+        context["segment_start_times"] = tf.train.Feature(
+            int64_list=tf.train.Int64List(value=starts)
+        )
+        context["segment_scores"] = tf.train.Feature(
+            float_list=tf.train.FloatList(value=scores)
         )
     lists = {}
     for name, (lo, hi) in zip(names, bounds):
@@ -605,7 +655,7 @@ def generate(
         try:
             for i in range(n):
                 shard = i * shards // n
-                plan_rng, noise_rng = video_rngs(seed, split, i)
+                plan_rng, noise_rng, rating_rng = video_rngs(seed, split, i)
                 plan = plan_video(world, plan_rng, min_frames, max_frames)
                 shots = plan.shots()
                 labels = oracle_labels(world, shots)
@@ -613,9 +663,18 @@ def generate(
                 stored = labels if split in LABELLED_SPLITS else None
                 q = quantize(render(world, plan, noise_rng, frame_noise))
                 if "frame" in writers:
+                    ratings = None
+                    if split in RATED_SPLITS:
+                        ratings = segment_ratings(world, shots, labels, rating_rng)
                     writers["frame"][shard].write(
                         _frame_record(
-                            tf, video_id.encode(), stored, q, feature_names, bounds
+                            tf,
+                            video_id.encode(),
+                            stored,
+                            q,
+                            feature_names,
+                            bounds,
+                            ratings,
                         ).SerializeToString()
                     )
                 if "video" in writers:

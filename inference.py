@@ -11,8 +11,10 @@ and renamed when complete, so a file with the final name is always whole.
 
 import collections
 import csv
+import heapq
 import io
 import os
+import tarfile
 
 from absl import flags
 import numpy as np
@@ -35,8 +37,52 @@ flags.DEFINE_string(
     "Glob of the TFRecord files to predict (labels not needed).",
 )
 flags.DEFINE_string("output_file", "", "Where to write the CSV.")
-flags.DEFINE_integer("batch_size", 1024, "Videos per batch.")
+flags.DEFINE_integer(
+    "batch_size", 512, "Videos (segments with --segment_labels) per batch."
+)
 flags.DEFINE_integer("top_k", 20, "Classes written per video.")
+flags.DEFINE_bool(
+    "segment_labels",
+    False,
+    "Write a segment-level submission (Class,Segments): every --segment_size "
+    "frames of every video are scored, and each class of "
+    "--segment_label_ids_file lists its best --segment_max_pred segments.",
+)
+flags.DEFINE_integer("segment_size", 5, "Frames per segment (--segment_labels).")
+flags.DEFINE_integer(
+    "segment_max_pred", 100000, "Segments listed per class (--segment_labels)."
+)
+flags.DEFINE_string(
+    "segment_label_ids_file",
+    os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "data", "segment_label_ids.csv"
+    ),
+    "The classes of a segment submission: one class id a line (lines that are "
+    "not a number are skipped); default: the 1,000 rated classes of the 2019 "
+    "challenge.",
+)
+flags.DEFINE_integer(
+    "num_readers",
+    1,
+    "Accepted for the starter's command lines; files are read in order, one "
+    "at a time, so that rows keep the order of the records.",
+)
+flags.DEFINE_string(
+    "output_model_tgz",
+    "",
+    "Also bundle the model (model_config.json and the latest checkpoint of "
+    "--train_dir) into this .tgz file.",
+)
+flags.DEFINE_string(
+    "input_model_tgz",
+    "",
+    "Predict with a model bundled by --output_model_tgz (instead of --train_dir).",
+)
+flags.DEFINE_string(
+    "untar_model_dir",
+    "/tmp/yt8m-model",
+    "Where --input_model_tgz is unpacked.",
+)
 flags.DEFINE_string(
     "saved_model_dir",
     "",
@@ -70,13 +116,15 @@ def format_row(video_id, predictions, top_k):
     return row.getvalue()
 
 
-def checkpoint_predictions():
-    config = common.load_model_config(FLAGS.train_dir)
-    latest = tf.train.latest_checkpoint(FLAGS.train_dir)
+def checkpoint_predictions(train_dir):
+    config = common.load_model_config(train_dir)
+    latest = tf.train.latest_checkpoint(train_dir)
     if latest is None:
-        raise cli.UsageError(f"no checkpoint in {FLAGS.train_dir}.")
+        raise cli.UsageError(f"no checkpoint in {train_dir}.")
     model = common.restore(models.build_model(config), latest)
-    reader = common.program_reader(config)
+    reader = common.program_reader(
+        config, "every" if FLAGS.segment_labels else None, FLAGS.segment_size
+    )
     dataset = common.explained_batches(
         common.make_dataset(config, FLAGS.input_data_pattern, FLAGS.batch_size, reader),
         FLAGS.input_data_pattern,
@@ -100,22 +148,147 @@ def saved_model_predictions():
         yield outputs["video_ids"].numpy(), outputs["predictions"].numpy()
 
 
+def read_class_ids(path, num_classes):
+    """The class ids of a segment label ids file (non-numeric lines skipped)."""
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            lines = f.read().splitlines()
+    except tf.errors.NotFoundError:
+        raise cli.UsageError(
+            f"--segment_label_ids_file {path} not found: give a file of class ids, "
+            "one a line."
+        ) from None
+    ids = sorted({int(line) for line in lines if line.strip().isdigit()})
+    outside = [i for i in ids if i >= num_classes]
+    if not ids or outside:
+        raise cli.UsageError(
+            f"--segment_label_ids_file {path} "
+            + (
+                f"has class ids {outside[:5]} outside the model's {num_classes} classes"
+                if ids
+                else "holds no class id"
+            )
+            + ": give the ids of the model's vocabulary, one a line."
+        )
+    return np.asarray(ids)
+
+
+def write_video_csv(predictions, csv_file):
+    """Kaggle's VideoId,LabelConfidencePairs rows; returns the id counts."""
+    rows = collections.Counter()
+    csv_file.write("VideoId,LabelConfidencePairs\n")
+    for video_ids, batch_predictions in predictions:
+        for video_id, row in zip(video_ids, batch_predictions):
+            csv_file.write(format_row(video_id, row, FLAGS.top_k))
+            rows[video_id] += 1
+    return rows
+
+
+def write_segment_csv(predictions, csv_file, class_ids, top_k, max_pred):
+    """The 2019 submission: `Class,Segments`, then per class its best segments.
+
+    As in the starter, each segment offers its top_k classes among class_ids,
+    and each class keeps the max_pred best offers in a heap, so memory is
+    bounded by the heaps whatever the number of videos. Classes in ascending
+    order; segments by score, equal scores in input order.
+    Returns the number of segments scored.
+    """
+    heaps = collections.defaultdict(list)
+    scored = 0
+    top_k = min(top_k, len(class_ids))
+    for segment_ids, batch_predictions in predictions:
+        allowed = batch_predictions[:, class_ids]
+        best = np.argsort(-allowed, axis=1, kind="stable")[:, :top_k]
+        for segment_id, columns, row in zip(segment_ids, best, allowed):
+            scored += 1
+            name = decode_id(segment_id)
+            for column in columns:
+                heap = heaps[int(class_ids[column])]
+                # (score, -order): the lowest score, and of equal scores the
+                # latest segment, is the first to go.
+                entry = (float(row[column]), -scored, name)
+                if len(heap) < max_pred:
+                    heapq.heappush(heap, entry)
+                elif entry > heap[0]:
+                    heapq.heapreplace(heap, entry)
+    csv_file.write("Class,Segments\n")
+    for class_id in sorted(heaps):
+        ranked = sorted(heaps[class_id], reverse=True)
+        csv_file.write(f"{class_id},{' '.join(e[2] for e in ranked)}\n")
+    return scored
+
+
+def bundle_model(train_dir, path):
+    """model_config.json and the latest checkpoint of train_dir as one .tgz."""
+    latest = tf.train.latest_checkpoint(train_dir)
+    if latest is None:
+        raise cli.UsageError(f"no checkpoint in {train_dir} to bundle.")
+    with atomic_files.atomic_path(path) as tmp_path:
+        with tarfile.open(tmp_path, "w:gz") as tar:
+            tar.add(
+                os.path.join(train_dir, common.MODEL_CONFIG_FILE),
+                common.MODEL_CONFIG_FILE,
+            )
+            for name in tf.io.gfile.glob(latest + ".*"):
+                tar.add(name, os.path.basename(name))
+            state = f'model_checkpoint_path: "{os.path.basename(latest)}"\n'.encode()
+            info = tarfile.TarInfo("checkpoint")
+            info.size = len(state)
+            tar.addfile(info, io.BytesIO(state))
+    cli.say(f"bundled {latest} into {path}")
+
+
+def unbundle_model(path, directory):
+    """Unpacks a --output_model_tgz bundle; returns the directory."""
+    try:
+        with tarfile.open(path) as tar:
+            tar.extractall(directory, filter="data")
+    except (OSError, tarfile.TarError) as error:
+        raise cli.UsageError(
+            f"--input_model_tgz {path} cannot be unpacked ({error}): give a file "
+            "that inference.py --output_model_tgz wrote."
+        ) from None
+    return directory
+
+
 def main(unused_argv):
     if not FLAGS.input_data_pattern or not FLAGS.output_file:
         raise cli.UsageError("--input_data_pattern and --output_file are required.")
-    cli.check_positive(FLAGS, "batch_size", "top_k")
+    cli.check_positive(FLAGS, "batch_size", "top_k", "segment_size", "segment_max_pred")
     directory = os.path.dirname(os.path.abspath(FLAGS.output_file))
     common.check_writable(directory, "the directory of --output_file")
-    predictions = (
-        saved_model_predictions() if FLAGS.saved_model_dir else checkpoint_predictions()
-    )
-    rows = collections.Counter()
+    train_dir = FLAGS.train_dir
+    if FLAGS.input_model_tgz:
+        if FLAGS["train_dir"].present:
+            raise cli.UsageError("give --input_model_tgz or --train_dir, not both.")
+        train_dir = unbundle_model(FLAGS.input_model_tgz, FLAGS.untar_model_dir)
+    if FLAGS.output_model_tgz:
+        bundle_model(train_dir, FLAGS.output_model_tgz)
+    if FLAGS.saved_model_dir:
+        if FLAGS.segment_labels:
+            raise cli.UsageError(
+                "--segment_labels predicts with the checkpoints of --train_dir: the "
+                "exported model's signature takes whole videos. Drop --saved_model_dir."
+            )
+        predictions = saved_model_predictions()
+    else:
+        predictions = checkpoint_predictions(train_dir)
+    if FLAGS.segment_labels:
+        class_ids = read_class_ids(
+            FLAGS.segment_label_ids_file,
+            common.load_model_config(train_dir).num_classes,
+        )
+        with atomic_files.atomic_open(FLAGS.output_file) as csv_file:
+            scored = write_segment_csv(
+                predictions, csv_file, class_ids, FLAGS.top_k, FLAGS.segment_max_pred
+            )
+        cli.say(
+            f"wrote the best of {scored} segments for {len(class_ids)} classes to "
+            f"{FLAGS.output_file}"
+        )
+        return
     with atomic_files.atomic_open(FLAGS.output_file) as csv_file:
-        csv_file.write("VideoId,LabelConfidencePairs\n")
-        for video_ids, batch_predictions in predictions:
-            for video_id, row in zip(video_ids, batch_predictions):
-                csv_file.write(format_row(video_id, row, FLAGS.top_k))
-                rows[video_id] += 1
+        rows = write_video_csv(predictions, csv_file)
     cli.say(f"wrote {rows.total()} videos to {FLAGS.output_file}")
     repeated = [decode_id(v) for v, n in rows.items() if n > 1]
     if repeated:

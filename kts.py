@@ -366,17 +366,21 @@ def shots_for_length(num_shots, num_frames, full_length):
     return min(num_shots, -(-num_shots * num_frames // full_length))
 
 
-def batch_shot_boundaries(video_matrix, num_frames, num_shots, penalty=0.0):
+def batch_shot_boundaries(
+    video_matrix, num_frames, num_shots, penalty=0.0, full_length=None
+):
     """KTS over a padded batch; only the real frames are segmented.
 
-    A video filling all T frames gets m shots; a shorter one gets
-    ``shots_for_length(m, n_b, T)`` shots, then empty shots at n_b.
+    A video of full_length frames (default T) gets m shots; a shorter one
+    ``shots_for_length(m, n_b, full_length)`` shots, then empty shots at n_b.
 
     Args:
       video_matrix: float array [B, T, D].
       num_frames: int array [B], clipped to [0, T].
       num_shots: m >= 1.
       penalty: C >= 0, as in ``shot_boundaries``.
+      full_length: the length that gets m shots (a model's max_frames, when
+        the batch holds shorter clips such as segments).
     Returns:
       int32 [B, m + 1]: row b starts with
       ``shot_boundaries(video_matrix[b, :n_b], m_b, penalty)`` and is padded
@@ -385,9 +389,9 @@ def batch_shot_boundaries(video_matrix, num_frames, num_shots, penalty=0.0):
     videos = np.asarray(video_matrix)
     if videos.ndim != 3:
         raise ValueError(f"video_matrix must be [B, T, D], got {videos.shape}")
-    full_length = videos.shape[1]
+    full_length = full_length or videos.shape[1]
     lengths = np.clip(
-        np.asarray(num_frames).astype(np.int64).reshape(-1), 0, full_length
+        np.asarray(num_frames).astype(np.int64).reshape(-1), 0, videos.shape[1]
     )
     if lengths.shape[0] != videos.shape[0]:
         raise ValueError("num_frames must have one entry per video")

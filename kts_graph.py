@@ -71,7 +71,9 @@ def _unit_costs(video_matrix, num_frames):
     return tf.where(valid, cost, tf.constant(float("inf"), tf.float64)), r
 
 
-def shot_boundaries_tf(video_matrix, num_frames, num_shots, penalty=0.0):
+def shot_boundaries_tf(
+    video_matrix, num_frames, num_shots, penalty=0.0, full_length=None
+):
     """KTS over a padded batch, as TensorFlow ops.
 
     Equal to ``kts.batch_shot_boundaries`` with the same penalty: video b
@@ -87,6 +89,7 @@ def shot_boundaries_tf(video_matrix, num_frames, num_shots, penalty=0.0):
       num_frames: int tensor [B], clipped to [0, T].
       num_shots: Python int m >= 1 (static).
       penalty: Python float C >= 0 of eq. (8) (see ``kts.shot_boundaries``).
+      full_length: Python int, the length that gets m shots (default T).
     Returns:
       int32 tensor [B, m + 1].
     """
@@ -119,11 +122,10 @@ def shot_boundaries_tf(video_matrix, num_frames, num_shots, penalty=0.0):
     pointer = tf.stack(pointers, axis=0)  # [m, B, T+1]; [k-1] for k shots
 
     # kts.shots_for_length: ceil(m n / T) shots, at most one per frame.
-    shots = tf.minimum(n, tf.minimum(m, (m * n + t - 1) // t))
+    full = t if full_length is None else full_length
+    shots = tf.minimum(n, tf.minimum(m, (m * n + full - 1) // full))
     if penalty > 0:
-        chosen = _shots_by_penalty(
-            tf.stack(whole_video_costs, 1), r, n, shots, penalty
-        )
+        chosen = _shots_by_penalty(tf.stack(whole_video_costs, 1), r, n, shots, penalty)
     else:
         chosen = shots
     rows = tf.range(batch)

@@ -35,6 +35,14 @@ CAUSES = {
         "Remove these records from the data, or fix the program that wrote "
         "them: every feature needs one entry per frame."
     ),
+    "segment_lists": Cause(
+        "Each rated entry needs a label, a start time and a score: fix the "
+        "program that wrote these records."
+    ),
+    "segment_start": Cause(
+        "Remove these ratings, or fix the start times: a segment starts at a "
+        "frame index of the video."
+    ),
     "no_frames": Cause(
         "Remove these records from the data, or fix the program that wrote them."
     ),

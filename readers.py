@@ -43,6 +43,7 @@ import kts
 import quantization
 import reader_errors
 import record_schema
+import segments
 import tfrecord_files
 from record_schema import FRAME_FEATURE_FLAG, ID_KEYS, SHOTS_KEY
 from tfrecord_files import ReaderError
@@ -108,6 +109,8 @@ class _BaseReader:
         skip_corrupt_files=False,
         dequantize=True,
         compression_type="",
+        segment_mode=None,
+        segment_size=5,
     ):
         if isinstance(feature_names, str):
             feature_names = [n.strip() for n in feature_names.split(",") if n.strip()]
@@ -137,6 +140,19 @@ class _BaseReader:
                 f"{', '.join(repr(c) for c in tfrecord_files.COMPRESSION_TYPES)}."
             )
         self.compression_type = compression_type
+        if segment_mode not in (None, "rated", "every"):
+            raise ValueError(
+                f"segment_mode: None, 'rated' or 'every', not {segment_mode!r}"
+            )
+        if segment_mode and not self.frame_level:
+            raise ReaderError(
+                "--segment_labels reads frame-level records: the model must be a "
+                f"frame-level one ({FRAME_FEATURE_FLAG})."
+            )
+        if segment_size < 1:
+            raise ReaderError(f"--segment_size={segment_size}: give at least 1.")
+        self.segment_mode = segment_mode
+        self.segment_size = int(segment_size)
 
     # -- to be provided by subclasses
     def _inspect_record(self, path, serialized, num_shots, kts_penalty):
@@ -293,18 +309,34 @@ class _BaseReader:
             # per epoch, files and records reshuffled every epoch.
             records = records.shuffle(shuffle_buffer, seed=seed).repeat(num_epochs)
         batches = records.batch(batch_size, drop_remainder=training)
+        compute_shots = num_shots > 0 and not schema.stored_shots
 
         def parse(serialized):
             batch = self.parse(serialized, schema)
-            if num_shots > 0 and not schema.stored_shots:
+            if compute_shots and not self.segment_mode:
                 batch["shot_boundaries"] = self._compute_shots(
                     batch, num_shots, kts_penalty
                 )
             return batch
 
-        return batches.map(
+        batches = batches.map(
             parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training
-        ).prefetch(tf.data.AUTOTUNE)
+        )
+        if self.segment_mode:
+            # A batch of videos holds any number of segments: batch them anew.
+            batches = batches.unbatch().batch(batch_size, drop_remainder=training)
+            if compute_shots:
+                batches = batches.map(
+                    lambda batch: {
+                        **batch,
+                        "shot_boundaries": self._compute_shots(
+                            batch, num_shots, kts_penalty
+                        ),
+                    },
+                    num_parallel_calls=tf.data.AUTOTUNE,
+                    deterministic=not training,
+                )
+        return batches.prefetch(tf.data.AUTOTUNE)
 
     def _file_dataset_fn(self):
         skip = self.skip_corrupt_files
@@ -368,7 +400,7 @@ class YT8MFrameFeatureReader(_BaseReader):
     frame_level = True
 
     def _inspect_record(self, path, serialized, num_shots, kts_penalty):
-        return record_schema.frame_schema(
+        schema = record_schema.frame_schema(
             path,
             serialized,
             self.feature_names,
@@ -377,6 +409,16 @@ class YT8MFrameFeatureReader(_BaseReader):
             num_shots,
             kts_penalty,
         )
+        if self.segment_mode == "rated":
+            context = tf.train.SequenceExample.FromString(serialized).context.feature
+            if "segment_start_times" not in context:
+                raise ReaderError(
+                    f"The first record of {path} has no segment ratings "
+                    "(segment_labels, segment_start_times, segment_scores), which "
+                    "--segment_labels evaluates on: use the segment-rated "
+                    "validation records (the 2019 validate*.tfrecord files)."
+                )
+        return schema
 
     def parse(self, serialized, schema, with_labels=True):
         """See _BaseReader.parse; with_labels=False leaves `labels` out."""
@@ -388,6 +430,8 @@ class YT8MFrameFeatureReader(_BaseReader):
             context_features[SHOTS_KEY] = tf.io.FixedLenFeature(
                 [stored_shots + 1], tf.int64
             )
+        if self.segment_mode == "rated":
+            context_features.update(segments.CONTEXT_FEATURES)
         sequence_features = {
             name: tf.io.FixedLenSequenceFeature([], tf.string)
             for name in self.feature_names
@@ -485,6 +529,10 @@ class YT8MFrameFeatureReader(_BaseReader):
             "video_matrix": video,
             "num_frames": num_frames,
         }
+        if self.segment_mode == "rated":
+            return segments.rated(batch, context, self.num_classes, self.segment_size)
+        if self.segment_mode == "every":
+            return segments.every_segment(batch, self.segment_size)
         if with_labels:
             batch["labels"] = self._labels_to_multi_hot(context["labels"], video_ids)
         if stored_shots:
@@ -503,7 +551,11 @@ class YT8MFrameFeatureReader(_BaseReader):
                 frames = quantization.dequantize(frames)
             return np.asarray(
                 kts.batch_shot_boundaries(
-                    frames, num_frames.numpy(), num_shots, kts_penalty
+                    frames,
+                    num_frames.numpy(),
+                    num_shots,
+                    kts_penalty,
+                    full_length=self.max_frames,
                 ),
                 np.int32,
             )

@@ -152,7 +152,7 @@ def counterfactual_pairs(kind, count):
     index = 0
     while len(classes) < count:
         # The test split's streams: videos the models never trained on.
-        plan_rng, _ = generate_data.video_rngs(SEED, "test", index)
+        plan_rng, _, _ = generate_data.video_rngs(SEED, "test", index)
         plan = generate_data.plan_video(world, plan_rng, 60, MAX_FRAMES)
         segments = [
             i
@@ -174,7 +174,7 @@ def counterfactual_pairs(kind, count):
                 ]
                 flipped = plan.with_swapped(*same_rule[:2])
             for key, version in (("a", plan), ("b", flipped)):
-                _, noise_rng = generate_data.video_rngs(SEED, "test", index)
+                _, noise_rng, _ = generate_data.video_rngs(SEED, "test", index)
                 frames = generate_data.render(world, version, noise_rng)
                 videos[key].append(
                     generate_data.dequantize(generate_data.quantize(frames))

@@ -174,7 +174,7 @@ def test_video_records_hold_the_mean_of_the_dequantised_frames(data):
 
 def test_features_round_trip_through_quantisation_and_look_whitened():
     world = gd.make_world(seed=1)
-    plan_rng, noise_rng = gd.video_rngs(1, "train", 0)
+    plan_rng, noise_rng, _ = gd.video_rngs(1, "train", 0)
     x = gd.render(world, gd.plan_video(world, plan_rng), noise_rng)
     q = gd.quantize(x)
     assert q.dtype == np.uint8 and q.shape == x.shape == (len(x), 1152)
