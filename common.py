@@ -29,12 +29,16 @@ EXPORT_DIR = "export"
 # ---------------------------------------------------------------- strategy
 
 
-def choose_strategy(name="auto"):
+def choose_strategy(name="auto", num_gpu=None):
     """The tf.distribute strategy for `name` (auto picks from the devices).
 
     auto: MultiWorkerMirroredStrategy when TF_CONFIG names several workers,
     MirroredStrategy with several local GPUs, else the default strategy.
+    num_gpu: the most local GPUs to use (the starter's --num_gpu); None: all.
     """
+    if num_gpu is not None:
+        gpus = tf.config.list_physical_devices("GPU")
+        tf.config.set_visible_devices(gpus[:num_gpu], "GPU")
     if name == "auto":
         cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
         workers = len(cluster.get("worker", [])) + len(cluster.get("chief", []))

@@ -125,6 +125,14 @@ class Trainer:
             [t.numpy() for t in self.strategy.experimental_local_results(per_replica)]
         )
 
+    def export(self, reader, schema, step):
+        export_dir = os.path.join(self.train_dir, common.EXPORT_DIR, f"step_{step}")
+        common.export_saved_model(
+            self.model, reader, schema, export_dir, FLAGS.export_top_k
+        )
+        cli.say(f"exported {export_dir}")
+        return export_dir
+
     def stop_signal(self, stop):
         """The signal that stops training after this step, agreed by all workers."""
         if self._agree is None:
@@ -200,6 +208,13 @@ class Trainer:
             ) or time.time() - last_save_time > FLAGS.save_checkpoint_secs:
                 self.save(loss)
                 last_save_time = time.time()
+            if (
+                self.chief
+                and FLAGS.export_model
+                and FLAGS.export_model_steps
+                and step % FLAGS.export_model_steps == 0
+            ):
+                self.export(reader, inspected[1], step)
             signal_number = self.stop_signal(stop)
             if signal_number:
                 self.stop(signal_number, loss, writer)
@@ -360,7 +375,7 @@ def main(unused_argv):
         check_run_settings(train_dir)
     # Before any TensorFlow op: a multi-worker strategy must configure the
     # runtime first.
-    strategy = common.choose_strategy(FLAGS.distribution_strategy)
+    strategy = common.choose_strategy(FLAGS.distribution_strategy, FLAGS.num_gpu)
     reader = common.program_reader(config)
     # The data is checked (first record) before anything is written.
     inspected = reader.inspect(
@@ -392,14 +407,9 @@ def train(strategy, config, train_dir, reader, inspected):
             os.path.join(train_dir, TRAINING_SUMMARY_FILE),
             json.dumps(summary, indent=2) + "\n",
         )
-        if FLAGS.export_model:
-            export_dir = os.path.join(
-                train_dir, common.EXPORT_DIR, f"step_{trainer.step}"
-            )
-            common.export_saved_model(
-                trainer.model, reader, schema, export_dir, FLAGS.export_top_k
-            )
-            cli.say(f"exported {export_dir}")
+        export_dir = os.path.join(train_dir, common.EXPORT_DIR, f"step_{trainer.step}")
+        if FLAGS.export_model and not os.path.isdir(export_dir):
+            trainer.export(reader, schema, trainer.step)
     else:
         shutil.rmtree(trainer.manager.directory, ignore_errors=True)
 

@@ -36,6 +36,20 @@ def define(flag_values=flags.FLAGS):
     flags.DEFINE_string(
         "train_data_pattern", "", "Glob of the training TFRecord files.", **fv
     )
+    flags.DEFINE_integer(
+        "num_gpu",
+        None,
+        "The most local GPUs to use (0: none); default: all of them. Several "
+        "GPUs train with MirroredStrategy (--distribution_strategy).",
+        **fv,
+    )
+    flags.DEFINE_integer(
+        "export_model_steps",
+        1000,
+        "Also export the model (train_dir/export/step_N) every this many steps; "
+        "0: only at the end.",
+        **fv,
+    )
     flags.DEFINE_bool(
         "allow_changed_settings",
         False,

@@ -171,3 +171,15 @@ def test_csv_quotes_ids_that_need_it_and_reports_duplicates(data, tmp_path):
     assert rows[0] == ["VideoId", "LabelConfidencePairs"]
     assert [row[0] for row in rows[1:]] == ids
     assert all(len(row) == 2 and len(row[1].split()) == 40 for row in rows[1:])
+
+
+def test_export_model_steps_exports_along_the_way(data, tmp_path):
+    run_dir = tmp_path / "run"
+    out = run_program(
+        "train.py",
+        *train_args(data, run_dir, "FrameLevelLogisticModel", "--max_steps=5"),
+        "--export_model_steps=2",
+        "--num_gpu=0",
+    )
+    assert sorted(os.listdir(run_dir / "export")) == ["step_2", "step_4", "step_5"]
+    assert out.stdout.count("exported") == 3
