@@ -54,9 +54,7 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_string(
     "segment_label_ids_file",
-    os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "data", "segment_label_ids.csv"
-    ),
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "segment_label_ids.csv"),
     "The classes of a segment submission: one class id a line (lines that are "
     "not a number are skipped); default: the 1,000 rated classes of the 2019 "
     "challenge.",
