@@ -18,6 +18,7 @@ import time
 
 from absl import flags
 from absl import logging
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -53,6 +54,7 @@ class Trainer:
         self.train_dir = train_dir
         self.config = config
         self.global_batch_size = FLAGS.batch_size
+        keras.mixed_precision.set_global_policy(FLAGS.mixed_precision or "float32")
         with strategy.scope():
             self.model = models.build_model(config)
             self.optimizer = training.make_optimizer(
@@ -163,6 +165,7 @@ class Trainer:
             clip_gradient_norm=FLAGS.clip_gradient_norm,
             regularization_penalty=FLAGS.regularization_penalty,
             strategy=self.strategy,
+            jit_compile=FLAGS.jit_compile,
         )
         writer = (
             tf.summary.create_file_writer(self.train_dir)

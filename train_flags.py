@@ -22,6 +22,7 @@ RUN_SETTINGS = (
     "label_loss",
     "regularization_penalty",
     "clip_gradient_norm",
+    "mixed_precision",
 )
 
 
@@ -41,6 +42,23 @@ def define(flag_values=flags.FLAGS):
         None,
         "The most local GPUs to use (0: none); default: all of them. Several "
         "GPUs train with MirroredStrategy (--distribution_strategy).",
+        **fv,
+    )
+    flags.DEFINE_bool(
+        "jit_compile",
+        False,
+        "Compile the training step with XLA (accelerators; CPU works too).",
+        **fv,
+    )
+    # float16 is not offered: its 5-bit exponent needs loss scaling, and
+    # on these models it still gave NaN losses (average pooling) or skipped
+    # every step (LSTM, DCGN); bfloat16 has float32's range and needs none.
+    flags.DEFINE_enum(
+        "mixed_precision",
+        "",
+        ["", "mixed_bfloat16"],
+        "mixed_bfloat16: compute the model body in bfloat16, with float32 "
+        "variables, head, loss and metrics; empty: float32.",
         **fv,
     )
     flags.DEFINE_integer(

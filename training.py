@@ -70,6 +70,7 @@ def make_train_step(
     clip_gradient_norm=1.0,
     regularization_penalty=1.0,
     strategy=None,
+    jit_compile=False,
 ):
     """A tf.function: batch -> (summed loss, predictions, labels), one update.
 
@@ -77,6 +78,7 @@ def make_train_step(
     regularization_penalty times the model's regularisation losses; the
     gradients of the sum over replicas are clipped to clip_gradient_norm
     (0: no clipping). strategy None: the current (default) strategy.
+    jit_compile: compile the step with XLA.
     """
     strategy = strategy or tf.distribute.get_strategy()
 
@@ -98,10 +100,14 @@ def make_train_step(
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return loss, predictions, batch["labels"]
 
-    @tf.function
-    def train_step(batch):
+    @tf.function(jit_compile=jit_compile)
+    def compiled_step(batch):
         loss, predictions, labels = strategy.run(replica_step, args=(batch,))
         loss = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
         return loss, predictions, labels
+
+    def train_step(batch):
+        # The ids are strings, which XLA cannot take, and no model reads them.
+        return compiled_step({k: v for k, v in batch.items() if k != "video_ids"})
 
     return train_step

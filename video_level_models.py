@@ -29,6 +29,7 @@ class LogisticClassifier(keras.layers.Layer):
         self.logits = keras.layers.Dense(
             num_classes,
             kernel_regularizer=l2_penalty_like_the_starter(l2_penalty),
+            dtype=self.dtype_policy,
             name="logits",
         )
 
@@ -55,11 +56,13 @@ class MoeClassifier(keras.layers.Layer):
             num_classes * (moe_num_mixtures + 1),
             use_bias=False,
             kernel_regularizer=regularizer,
+            dtype=self.dtype_policy,
             name="gates",
         )
         self.experts = keras.layers.Dense(
             num_classes * moe_num_mixtures,
             kernel_regularizer=regularizer,
+            dtype=self.dtype_policy,
             name="experts",
         )
 
@@ -76,12 +79,22 @@ class MoeClassifier(keras.layers.Layer):
 
 
 def make_classifier(name, num_classes, head: configs.HeadConfig):
-    """The classifier layer called `name` (LogisticModel or MoeModel)."""
+    """The classifier layer called `name` (LogisticModel or MoeModel).
+
+    It computes in float32 under a mixed precision policy too: probabilities
+    near 0 and 1 are what the loss and GAP read.
+    """
     if name == "LogisticModel":
-        return LogisticClassifier(num_classes, head.l2_penalty, name="classifier")
+        return LogisticClassifier(
+            num_classes, head.l2_penalty, dtype="float32", name="classifier"
+        )
     if name == "MoeModel":
         return MoeClassifier(
-            num_classes, head.moe_num_mixtures, head.l2_penalty, name="classifier"
+            num_classes,
+            head.moe_num_mixtures,
+            head.l2_penalty,
+            dtype="float32",
+            name="classifier",
         )
     raise configs.UsageError(
         f"--video_level_classifier_model={name!r}: choose one of {list(configs.HEADS)}."
