@@ -525,6 +525,20 @@ def _bytes(tf, value):
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
 
+def segment_rating_features(tf, ratings):
+    """The context features of ratings [(class, start frame, score)]."""
+    classes, starts, scores = zip(*ratings)
+    return {
+        "segment_labels": tf.train.Feature(
+            int64_list=tf.train.Int64List(value=classes)
+        ),
+        "segment_start_times": tf.train.Feature(
+            int64_list=tf.train.Int64List(value=starts)
+        ),
+        "segment_scores": tf.train.Feature(float_list=tf.train.FloatList(value=scores)),
+    }
+
+
 def _frame_record(tf, video_id, labels, q, names, bounds, ratings=None):
     context = {"id": _bytes(tf, video_id)}
     if labels is not None:
@@ -532,16 +546,7 @@ def _frame_record(tf, video_id, labels, q, names, bounds, ratings=None):
             int64_list=tf.train.Int64List(value=labels)
         )
     if ratings:
-        classes, starts, scores = zip(*ratings)
-        context["segment_labels"] = tf.train.Feature(
-            int64_list=tf.train.Int64List(value=classes)
-        )
-        context["segment_start_times"] = tf.train.Feature(
-            int64_list=tf.train.Int64List(value=starts)
-        )
-        context["segment_scores"] = tf.train.Feature(
-            float_list=tf.train.FloatList(value=scores)
-        )
+        context.update(segment_rating_features(tf, ratings))
     lists = {}
     for name, (lo, hi) in zip(names, bounds):
         part = np.ascontiguousarray(q[:, lo:hi])

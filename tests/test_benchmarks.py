@@ -30,7 +30,8 @@ def test_accelerator_benchmark_times_every_model_both_ways(extra):
             "--steps=2",
             "--models=FrameLevelLogisticModel,LstmModel,DCGNModel:attention:9",
             "--dequantize_in_model",
-            *extra,
+            "--jit_compile",
+            "--mixed_precision=mixed_bfloat16",
         ]
     )
     rows, table = accelerator.run(args)

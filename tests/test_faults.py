@@ -181,6 +181,21 @@ def test_sigterm_and_sigint_checkpoint_the_reported_step(data_dir, tmp_path):
     assert "resuming from" in out.stdout and f"at step {done}" in out.stdout
 
 
+def kill_while_writing(args, out_dir):
+    """Starts inference.py and kills it once its temporary file exists."""
+    process = start("inference.py", *args)
+    deadline = time.time() + 120
+    try:
+        while process.poll() is None and time.time() < deadline:
+            if any(name.startswith(".tmp-") for name in os.listdir(out_dir)):
+                break
+            time.sleep(0.005)
+        assert process.poll() is None, "inference ended before it could be killed"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+
 def test_killed_inference_never_leaves_a_csv_that_looks_complete(data_dir, tmp_path):
     train_dir = tmp_path / "run"
     run_program(
@@ -197,26 +212,13 @@ def test_killed_inference_never_leaves_a_csv_that_looks_complete(data_dir, tmp_p
         "--batch_size=1",
     ]
 
-    def kill_while_writing():
-        process = start("inference.py", *args)
-        deadline = time.time() + 120
-        try:
-            while process.poll() is None and time.time() < deadline:
-                if any(name.startswith(".tmp-") for name in os.listdir(out_dir)):
-                    break
-                time.sleep(0.005)
-            assert process.poll() is None, "inference ended before it could be killed"
-        finally:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-
-    kill_while_writing()
+    kill_while_writing(args, out_dir)
     assert not output.exists()
 
     run_program("inference.py", *args)
     complete = output.read_bytes()
     assert complete.count(b"\n") == 21  # header + 20 videos
-    kill_while_writing()
+    kill_while_writing(args, out_dir)
     assert output.read_bytes() == complete
 
 

@@ -258,7 +258,9 @@ def train_losses(name, policy="float32", jit_compile=False, steps=12):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.parametrize(
+    "name", ["DbofModel", "GruModel", "DCGNModel:attention:4", "MoeModel"]
+)
 def test_xla_and_bfloat16_train_to_the_same_loss(name):
     reference = train_losses(name)
     # XLA reorders float32 arithmetic only: the same losses to 1e-4 (DBoF's

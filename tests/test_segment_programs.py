@@ -5,13 +5,11 @@ segment_eval_inference.py."""
 import json
 import os
 import re
-import signal
-import time
 
 import pytest
 
 from program_testing import run_program, train_args
-from test_faults import start
+from test_faults import kill_while_writing
 
 # Runs the programs in subprocesses: the full suite only.
 pytestmark = pytest.mark.slow
@@ -127,15 +125,5 @@ def test_killed_segment_inference_leaves_no_csv(data_dir, trained):
     out_dir.mkdir()
     output = out_dir / "segments.csv"
     args = segment_inference(data_dir, train_dir, whitelist, output, "--batch_size=1")
-    process = start("inference.py", *args)
-    deadline = time.time() + 120
-    try:
-        while process.poll() is None and time.time() < deadline:
-            if any(name.startswith(".tmp-") for name in os.listdir(out_dir)):
-                break
-            time.sleep(0.005)
-        assert process.poll() is None, "inference ended before it could be killed"
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+    kill_while_writing(args, out_dir)
     assert not output.exists()

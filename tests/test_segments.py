@@ -10,6 +10,7 @@ import tensorflow as tf
 
 import common
 import eval_util
+import generate_data
 import inference
 import models
 import quantization
@@ -40,16 +41,7 @@ def record(video_id, frames, ratings=()):
         "id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[video_id.encode()]))
     }
     if ratings:
-        classes, starts, scores = zip(*ratings)
-        context["segment_labels"] = tf.train.Feature(
-            int64_list=tf.train.Int64List(value=classes)
-        )
-        context["segment_start_times"] = tf.train.Feature(
-            int64_list=tf.train.Int64List(value=starts)
-        )
-        context["segment_scores"] = tf.train.Feature(
-            float_list=tf.train.FloatList(value=scores)
-        )
+        context.update(generate_data.segment_rating_features(tf, ratings))
     return tf.train.SequenceExample(
         context=tf.train.Features(feature=context),
         feature_lists=tf.train.FeatureLists(feature_list=lists),
