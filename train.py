@@ -85,10 +85,11 @@ class Trainer:
         self._agree = None
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             # The save is a collective, so every worker must stop after the
-            # same step: a stop request rides on one small all-reduce per step.
+            # same step: a stop request rides on one small all-reduce per step,
+            # a count per stop signal (ReduceOp has no MAX).
             def agree(local):
                 per_replica = strategy.run(tf.identity, args=(local,))
-                return strategy.reduce(tf.distribute.ReduceOp.MAX, per_replica, None)
+                return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, None)
 
             self._agree = tf.function(agree)
 
@@ -139,7 +140,10 @@ class Trainer:
         """The signal that stops training after this step, agreed by all workers."""
         if self._agree is None:
             return stop.received
-        return int(self._agree(tf.constant(stop.received, tf.int32)))
+        local = [float(stop.received == number) for number in cli.StopSignals.SIGNALS]
+        counts = self._agree(tf.constant(local, tf.float32)).numpy()
+        received = [n for n, c in zip(cli.StopSignals.SIGNALS, counts) if c > 0]
+        return received[0] if received else 0
 
     def save(self, loss):
         if not np.isfinite(loss):

@@ -16,7 +16,9 @@ second step's gradient.
 
 import json
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -79,7 +81,7 @@ def args(data_dir, train_dir, max_steps, num_epochs):
     ]
 
 
-def run_two_workers(flags):
+def start_two_workers(flags):
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     processes = []
@@ -100,6 +102,11 @@ def run_two_workers(flags):
                 text=True,
             )
         )
+    return processes
+
+
+def run_two_workers(flags):
+    processes = start_two_workers(flags)
     outputs = []
     try:
         for process in processes:
@@ -162,3 +169,33 @@ def test_two_workers_train_like_one_process(data_dir, tmp_path):
         # ...and both runs moved them the same way (float32 sums in another
         # order differ by a few ulp).
         np.testing.assert_allclose(cluster[name], single[name], atol=1e-6, err_msg=name)
+
+
+def test_sigterm_to_one_worker_stops_both_after_the_same_step(data_dir, tmp_path):
+    train_dir = tmp_path / "run"
+    flags = args(data_dir, train_dir, max_steps=100000, num_epochs=100000)
+    chief, other = start_two_workers(flags)
+    try:
+        for line in chief.stdout:
+            if line.startswith("training step 3 "):
+                break
+        # The worker that is not the chief is told to stop: both must.
+        other.send_signal(signal.SIGTERM)
+        rest, chief_err = chief.communicate(timeout=120)
+        _, other_err = other.communicate(timeout=120)
+    finally:
+        for process in (chief, other):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert chief.returncode == other.returncode == 143, (
+        rest[-2000:],
+        chief_err[-3000:],
+        other_err[-3000:],
+    )
+    stopped = re.search(r"stopped by SIGTERM after step (\d+)", rest)
+    assert stopped, rest
+    step = int(stopped.group(1))
+    reported = [int(n) for n in re.findall(r"training step (\d+) ", rest)]
+    assert step >= 3 and (not reported or reported[-1] <= step)
+    assert tf.train.latest_checkpoint(str(train_dir)).endswith(f"ckpt-{step}")
