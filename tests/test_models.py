@@ -275,3 +275,36 @@ def test_xla_and_bfloat16_train_to_the_same_loss(name):
     mixed = train_losses(name, "mixed_bfloat16")
     np.testing.assert_allclose(mixed, reference, rtol=0.05)
     assert mixed[-1] < mixed[0]
+
+
+def starter_parameter_count(name, config):
+    """The starter's TF1 variables of `name` (slim batch norm with center and
+    scale: 4 values per feature, as Keras' BatchNormalization)."""
+    d, c = config.feature_dim, config.num_classes
+    m = config.head.moe_num_mixtures
+
+    def moe(width):
+        return width * c * (m + 1) + width * c * m + c * m
+
+    if name == "LogisticModel":
+        return d * c + c
+    if name == "MoeModel":
+        return moe(d)
+    body = config.body
+    if name == "DbofModel":
+        k, h = body.dbof_cluster_size, body.dbof_hidden_size
+        return 4 * d + d * k + 4 * k + k * h + 4 * h + moe(h)
+    if name == "LstmModel":
+        u, layers = body.lstm_cells, body.lstm_layers
+        # BasicLSTMCell: kernel [in + u, 4u] and bias [4u] per layer.
+        lstm = 4 * u * (d + u) + 4 * u + (layers - 1) * (4 * u * (2 * u) + 4 * u)
+        return lstm + moe(u)
+    raise KeyError(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["LogisticModel", "MoeModel", "DbofModel", "LstmModel"]
+)
+def test_parameter_counts_are_the_starters(name):
+    model = make_model(name)
+    assert model.count_params() == starter_parameter_count(name, model.config)

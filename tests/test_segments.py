@@ -248,3 +248,18 @@ def test_segment_csv_keeps_the_best_per_class_within_bounds():
         "0,v:0 v:20",
         "2,v:25 v:5",
     ]
+
+
+def test_video_csv_rows_are_the_starters_bytes():
+    # The starter's format_lines, written out: top_k by score, "%i %g" pairs.
+    rng = np.random.default_rng(4)
+    predictions = rng.random((5, 50)).astype(np.float32)
+    for video_id, row in zip([b"abc", b"x1", b"Zz9", b"q", b"12"], predictions):
+        top = sorted(np.argpartition(row, -20)[-20:], key=lambda c: -row[c])
+        starter = (
+            video_id.decode()
+            + ","
+            + " ".join("%i %g" % (c, row[c]) for c in top)
+            + "\n"
+        )
+        assert inference.format_row(video_id, row, 20) == starter
