@@ -135,8 +135,10 @@ def define(flag_values=flags.FLAGS):
     flags.DEFINE_integer(
         "dcgn_shots",
         dcgn.dcgn_shots,
-        "KTS shots that form DCGN's first level (eqs. 10-11); 0: the first "
-        "level pools frames.",
+        "KTS shots that form DCGN's first level (eqs. 10-11) in a video of "
+        "--max_frames frames; a shorter one gets proportionally fewer, so a "
+        "shot spans about max_frames/dcgn_shots frames (max_frames/dcgn_kernel "
+        "keeps the frames' resolution). 0: the first level pools frames.",
         **fv,
     )
     flags.DEFINE_float(
