@@ -97,11 +97,16 @@ def test_stop_signals_are_recorded_once_then_act_as_before():
         assert stop.received == signal.SIGTERM
         # After the first, the handlers are the previous ones again.
         assert signal.getsignal(signal.SIGTERM) is previous
-    with cli.StopSignals() as stop:
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.1)
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.1)
-        assert stop.received == signal.SIGINT
+    # Python's own Ctrl-C handler before (a pytest-xdist worker ignores SIGINT).
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with cli.StopSignals() as stop:
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.1)
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.1)
+            assert stop.received == signal.SIGINT
+    finally:
+        signal.signal(signal.SIGINT, outer)
     assert signal.getsignal(signal.SIGTERM) is previous
