@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import atomic_files  # noqa: E402
 import configs  # noqa: E402
 import generate_data  # noqa: E402
 import losses  # noqa: E402
@@ -192,8 +193,7 @@ def main():
     _, table = run(args)
     print(table)
     if args.output:
-        with open(args.output, "w") as f:
-            f.write(table + "\n")
+        atomic_files.atomic_write(args.output, table + "\n")
 
 
 if __name__ == "__main__":

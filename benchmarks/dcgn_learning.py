@@ -43,6 +43,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import atomic_files  # noqa: E402
 import configs  # noqa: E402
 import eval_util  # noqa: E402
 import kts  # noqa: E402
@@ -436,8 +437,7 @@ def main():
     table = markdown(args, rows, results)
     print(table)
     if args.output:
-        with open(args.output, "w") as f:
-            f.write(table + "\n")
+        atomic_files.atomic_write(args.output, table + "\n")
 
 
 if __name__ == "__main__":
