@@ -10,7 +10,6 @@ Imports no TensorFlow (compare.py checks model entries with it).
 """
 
 import dataclasses
-import json
 from typing import Optional, Union
 
 from cli import UsageError
@@ -199,9 +198,6 @@ class ModelConfig:
     def kts_penalty(self):
         """C of eq. (8) for those shots (kts.shot_boundaries)."""
         return self.body.dcgn_kts_penalty if self.num_shots else 0.0
-
-    def to_json(self):
-        return json.dumps(self.as_dict(), indent=2, sort_keys=True) + "\n"
 
     def as_dict(self):
         return {

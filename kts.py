@@ -84,9 +84,18 @@ mu_a, mu_b lowers L by ab / (a + b) * ||mu_a - mu_b||^2 and costs about
 C * log(n / m) of penalty, so C must stay well below that drop; and it must
 stay above L_{m,n} / (n - g(m, n)) for the m you would accept (read L_{m,n}
 off a fixed-m run). C = 1 (the default) is safe from the trap in practice
-and finds clean cuts (tested on planted shots). For DCGN's first level use
-the fixed-m mode, which cannot fall into the trap and gives every video the
-same number of shots.
+and finds clean cuts (tested on planted shots).
+
+Cuts chosen by eq. (8), for DCGN's first level
+----------------------------------------------
+DCGN needs a set number of shots, but fixed-m KTS asked for more shots than
+a video has splits its noisy frames into shots of their own.
+``shot_boundaries(x, m, penalty=C)`` with C > 0 takes the cuts of eq. (8)
+among at most m shots (``auto_shot_boundaries``), which exist only where
+the frames change, and halves the longest shots until there are m
+(``split_longest``); C = 0 is the exact fixed-m optimum. In a batch, a
+video shorter than the model's max_frames gets proportionally fewer shots
+(``shots_for_length``). Their measured effect is in docs/dcgn_learning.md.
 """
 
 import numpy as np
@@ -360,8 +369,7 @@ def shots_for_length(num_shots, num_frames, full_length):
     ceil(m n / T): every video's shots span about T / m frames, whatever its
     length. A fixed m for all lengths would make a shot of a 30-frame video a
     tenth as long as one of a 300-frame video, and the levels above would
-    see a different time scale in every video; on the learning harness
-    (docs/dcgn_learning.md) that cost 0.06 GAP on recurrence.
+    see another time scale in every video (docs/dcgn_learning.md).
     """
     return min(num_shots, -(-num_shots * num_frames // full_length))
 

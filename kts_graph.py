@@ -81,8 +81,9 @@ def shot_boundaries_tf(
     they are the exact optimum of the kernel scatter (paper eq. 9) over its
     first n_b frames, boundaries s_0 = 0 <= ... <= s_{m_b} = n_b, strictly
     increasing when n_b >= m_b, one shot per frame when n_b < m_b, padded
-    with n_b, lexicographically smallest boundaries among ties. Traces inside tf.function with unknown
-    batch size and length. Memory is O(B T^2) float64, time O(m B T^2).
+    with n_b, lexicographically smallest boundaries among ties. Traces
+    inside tf.function with unknown batch size and length. Memory is
+    O(B T^2) float64, time O(m B T^2).
 
     Args:
       video_matrix: float tensor [B, T, D].

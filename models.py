@@ -73,7 +73,7 @@ class BaseModel(keras.Model):
         if self.config.l2_normalize_input:
             # The starter's habit; zero (padded) frames stay zero.
             features = tf.math.l2_normalize(features, axis=-1)
-        # A mixed precision policy computes the body in bfloat16 / float16.
+        # Under --mixed_precision the body computes in bfloat16.
         features = tf.cast(features, self.compute_dtype)
         predictions = self.classify(features, batch, training=training)
         return {"predictions": tf.cast(predictions, tf.float32)}

@@ -309,33 +309,25 @@ class _BaseReader:
             # per epoch, files and records reshuffled every epoch.
             records = records.shuffle(shuffle_buffer, seed=seed).repeat(num_epochs)
         batches = records.batch(batch_size, drop_remainder=training)
-        compute_shots = num_shots > 0 and not schema.stored_shots
-
-        def parse(serialized):
-            batch = self.parse(serialized, schema)
-            if compute_shots and not self.segment_mode:
-                batch["shot_boundaries"] = self._compute_shots(
-                    batch, num_shots, kts_penalty
-                )
-            return batch
-
         batches = batches.map(
-            parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training
+            lambda serialized: self.parse(serialized, schema),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=not training,
         )
         if self.segment_mode:
             # A batch of videos holds any number of segments: batch them anew.
             batches = batches.unbatch().batch(batch_size, drop_remainder=training)
-            if compute_shots:
-                batches = batches.map(
-                    lambda batch: {
-                        **batch,
-                        "shot_boundaries": self._compute_shots(
-                            batch, num_shots, kts_penalty
-                        ),
-                    },
-                    num_parallel_calls=tf.data.AUTOTUNE,
-                    deterministic=not training,
-                )
+        if num_shots > 0 and not schema.stored_shots:
+            batches = batches.map(
+                lambda batch: {
+                    **batch,
+                    "shot_boundaries": self._compute_shots(
+                        batch, num_shots, kts_penalty
+                    ),
+                },
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=not training,
+            )
         return batches.prefetch(tf.data.AUTOTUNE)
 
     def _file_dataset_fn(self):

@@ -128,13 +128,16 @@ class Trainer:
             [t.numpy() for t in self.strategy.experimental_local_results(per_replica)]
         )
 
-    def export(self, reader, schema, step):
-        export_dir = os.path.join(self.train_dir, common.EXPORT_DIR, f"step_{step}")
-        common.export_saved_model(
-            self.model, reader, schema, export_dir, FLAGS.export_top_k
+    def export(self, reader, schema):
+        """Exports the model at this step, unless that was done already."""
+        export_dir = os.path.join(
+            self.train_dir, common.EXPORT_DIR, f"step_{self.step}"
         )
-        cli.say(f"exported {export_dir}")
-        return export_dir
+        if not os.path.isdir(export_dir):
+            common.export_saved_model(
+                self.model, reader, schema, export_dir, FLAGS.export_top_k
+            )
+            cli.say(f"exported {export_dir}")
 
     def stop_signal(self, stop):
         """The signal that stops training after this step, agreed by all workers."""
@@ -221,7 +224,7 @@ class Trainer:
                 and FLAGS.export_model_steps
                 and step % FLAGS.export_model_steps == 0
             ):
-                self.export(reader, inspected[1], step)
+                self.export(reader, inspected[1])
             signal_number = self.stop_signal(stop)
             if signal_number:
                 self.stop(signal_number, loss, writer)
@@ -414,9 +417,8 @@ def train(strategy, config, train_dir, reader, inspected):
             os.path.join(train_dir, TRAINING_SUMMARY_FILE),
             json.dumps(summary, indent=2) + "\n",
         )
-        export_dir = os.path.join(train_dir, common.EXPORT_DIR, f"step_{trainer.step}")
-        if FLAGS.export_model and not os.path.isdir(export_dir):
-            trainer.export(reader, schema, trainer.step)
+        if FLAGS.export_model:
+            trainer.export(reader, schema)
     else:
         shutil.rmtree(trainer.manager.directory, ignore_errors=True)
 
