@@ -23,6 +23,7 @@ import tensorflow as tf
 import atomic_files
 import cli
 import common
+import eval_util
 import models
 import reader_errors
 import tfrecord_files
@@ -196,7 +197,7 @@ def write_segment_csv(predictions, csv_file, class_ids, top_k, max_pred):
     top_k = min(top_k, len(class_ids))
     for segment_ids, batch_predictions in predictions:
         allowed = batch_predictions[:, class_ids]
-        best = np.argsort(-allowed, axis=1, kind="stable")[:, :top_k]
+        best, _ = eval_util.top_k_indices(allowed, top_k)
         for segment_id, columns, row in zip(segment_ids, best, allowed):
             scored += 1
             name = decode_id(segment_id)
