@@ -98,6 +98,9 @@ video shorter than the model's max_frames gets proportionally fewer shots
 (``shots_for_length``). Their measured effect is in docs/dcgn_learning.md.
 """
 
+import functools
+import threading
+
 import numpy as np
 
 # Normalised frames are rounded to integer multiples of 2**-FEATURE_BITS.
@@ -118,18 +121,59 @@ def cost_bits(num_frames):
     return min(_GRAM_BITS, 50 - 2 * int(num_frames).bit_length())
 
 
-def quantised_frames(features):
+class _Scratch(threading.local):
+    """Work arrays kept per thread and reused from call to call.
+
+    A fresh n x n float64 array is larger than malloc's mmap threshold, so
+    every call would fault its pages in anew: for a 300-frame video that cost
+    more than all the arithmetic outside the Gram product
+    (benchmarks/bench_kts.py). What a function returns is never scratch.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._arrays = {}
+
+    def array(self, name, shape, dtype=np.float64):
+        """A C-contiguous [shape] array with arbitrary contents."""
+        size = int(np.prod(shape))
+        flat = self._arrays.get(name)
+        if flat is None or flat.size < size or flat.dtype != dtype:
+            flat = self._arrays[name] = np.empty(size, dtype)
+        return flat[:size].reshape(shape)
+
+
+_SCRATCH = _Scratch()
+
+
+@functools.lru_cache(maxsize=8)
+def _segment_lengths(n):
+    """(length, invalid), read-only [n+1, n+1]: length[a, b] = b - a where
+    b > a and 1 elsewhere (a safe divisor); invalid = b <= a."""
+    idx = np.arange(n + 1, dtype=np.float64)
+    length = np.subtract.outer(-idx, -idx)
+    invalid = length <= 0
+    length[invalid] = 1.0
+    length.flags.writeable = False
+    invalid.flags.writeable = False
+    return length, invalid
+
+
+def quantised_frames(features, out=None):
     """L2-normalise frames and round them to multiples of 2**-FEATURE_BITS.
 
     Args:
       features: float array [n, D].
+      out: float64 [n, D] to write into, or None for a new array.
     Returns:
       float64 [n, D] of integers (the frames in units of 2**-FEATURE_BITS);
       a zero frame stays zero.
     """
-    x = np.array(features, dtype=np.float64)  # a copy, worked on in place
-    if x.ndim != 2:
-        raise ValueError(f"features must be [n, D], got shape {x.shape}")
+    features = np.asarray(features)
+    if features.ndim != 2:
+        raise ValueError(f"features must be [n, D], got shape {features.shape}")
+    x = np.empty(features.shape) if out is None else out
+    x[...] = features  # float64 from here on, worked on in place
     norm = np.sqrt(np.einsum("td,td->t", x, x))
     # One scale per frame; kts_graph applies the identical operations.
     scale = np.zeros_like(norm)
@@ -146,42 +190,43 @@ def _unit_costs(features):
     Returns:
       (cost, r): cost float64 [n+1, n+1] with cost[a, b] = scatter of frames
       [a, b) for a < b, and +inf where b <= a (not a non-empty segment);
-      r from ``cost_bits(n)``.
+      r from ``cost_bits(n)``. cost is this thread's scratch: valid until
+      the next call.
     """
-    q = quantised_frames(features)
-    n = q.shape[0]
+    features = np.asarray(features)
+    n = features.shape[0]
+    q = quantised_frames(features, out=_SCRATCH.array("frames", features.shape))
     r = cost_bits(n)
-    # In-place steps throughout: fresh n x n temporaries cost more in page
-    # faults than the arithmetic. Every value is an exact integer, so the
-    # order of the operations does not change any result.
-    gram = q @ q.T  # exact: integers below 2**50 in units of 2**-48
+    # In-place steps throughout, into scratch: every value is an exact
+    # integer, so the order of the operations does not change any result.
+    # exact: integers below 2**50 in units of 2**-48
+    gram = np.matmul(q, q.T, out=_SCRATCH.array("gram", (n, n)))
     gram *= 2.0 ** (r - _GRAM_BITS)
     np.rint(gram, out=gram)
     diag_prefix = np.zeros(n + 1)
     np.cumsum(np.diagonal(gram), out=diag_prefix[1:])
-    cost = np.zeros((n + 1, n + 1))
+    cost = _SCRATCH.array("cost", (n + 1, n + 1))
+    cost[0] = 0.0
+    cost[1:, 0] = 0.0
     inner = cost[1:, 1:]
     np.cumsum(gram, axis=0, out=inner)
     np.cumsum(inner, axis=1, out=inner)
-    del gram, inner
     sq = np.diagonal(cost).copy()
     # Kernel summed over the block [a, b) x [a, b); the prefix is symmetric.
     cost *= -2.0
     cost += sq[None, :]
     cost += sq[:, None]
     # eq. (9) times (b - a): v(a, b) (b - a) = (b - a) sum K(t, t) - block sum
-    idx = np.arange(n + 1, dtype=np.float64)
-    length = np.subtract.outer(-idx, -idx)  # [a, b] = b - a
-    invalid = length <= 0
-    term = np.subtract.outer(-diag_prefix, -diag_prefix)
+    length, invalid = _segment_lengths(n)
+    term = _SCRATCH.array("term", (n + 1, n + 1))
+    np.subtract.outer(-diag_prefix, -diag_prefix, out=term)
     term *= length
     np.subtract(term, cost, out=cost)
-    length[invalid] = 1.0
     cost /= length
     np.rint(cost, out=cost)
     # The rounded Gram matrix is not exactly positive semi-definite.
     np.maximum(cost, 0.0, out=cost)
-    cost[invalid] = np.inf
+    np.copyto(cost, np.inf, where=invalid)
     return cost, r
 
 
@@ -225,7 +270,7 @@ def _suffix_programme(cost, max_shots, first_row_only_for_max):
     best[n] = 0.0
     pointer = np.zeros((max_shots, n + 1), dtype=np.int64)
     best_at_0 = np.full(max_shots + 1, np.inf)
-    buffer = np.empty(n * n)
+    buffer = _SCRATCH.array("programme", (n * n,))
     for k in range(1, max_shots + 1):
         # Rows: a suffix [i, n) needs k frames; in fixed-m mode it is reached
         # after max_shots - k non-empty shots. Columns: best_{k-1}[j] is
