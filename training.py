@@ -62,6 +62,15 @@ def clip_summed_gradients(gradients, clip_norm):
     ]
 
 
+def _single_device(strategy):
+    """True where an optimizer update needs no cross-device aggregation."""
+    mirrored = (
+        tf.distribute.MirroredStrategy,
+        tf.distribute.MultiWorkerMirroredStrategy,
+    )
+    return strategy.num_replicas_in_sync == 1 and not isinstance(strategy, mirrored)
+
+
 def make_train_step(
     model,
     optimizer,
@@ -97,8 +106,19 @@ def make_train_step(
         gradients = tape.gradient(total, model.trainable_variables)
         if clip_gradient_norm > 0:
             gradients = clip_summed_gradients(gradients, clip_gradient_norm)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        apply_gradients(gradients)
         return loss, predictions, batch["labels"]
+
+    def apply_gradients(gradients):
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+
+    if not jit_compile and _single_device(strategy):
+        # The update alone compiled: the optimizer's several passes over each
+        # variable (Adam: two moments, then the weight) fuse into one. On a
+        # full-size DCGN, whose head holds most of its 56 M weights, that is
+        # a sixth of the step on CPU (docs/benchmarks.md). Across devices the
+        # update all-reduces, which stays outside XLA.
+        apply_gradients = tf.function(apply_gradients, jit_compile=True)
 
     @tf.function(jit_compile=jit_compile)
     def compiled_step(batch):
