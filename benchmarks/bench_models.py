@@ -38,6 +38,11 @@ flags.DEFINE_integer("frames", 300, "Frames per video.")
 flags.DEFINE_integer("features", 1152, "Features per frame.")
 flags.DEFINE_integer("classes", 3862, "Classes.")
 flags.DEFINE_integer("steps", 3, "Timed training steps per model.")
+flags.DEFINE_bool(
+    "jit_compile",
+    False,
+    "Compile every model's training step with XLA (train.py's flag).",
+)
 
 
 def config_for(spec):
@@ -87,6 +92,7 @@ def time_model(spec):
         keras.optimizers.Adam(1e-3),
         losses.CrossEntropyLoss(),
         FLAGS.bench_batch_size,
+        jit_compile=FLAGS.jit_compile,
     )
 
     def train_step():
@@ -118,7 +124,8 @@ def main(unused_argv):
     print(
         f"batch {FLAGS.bench_batch_size} x {FLAGS.frames} frames x "
         f"{FLAGS.features} features, {FLAGS.classes} classes, "
-        f"median of {FLAGS.steps} steps, {os.cpu_count()} CPUs"
+        f"median of {FLAGS.steps} steps, {os.cpu_count()} CPUs, "
+        f"XLA {'on' if FLAGS.jit_compile else 'off'}"
     )
     results = {}
     for spec in FLAGS.models.split(","):
