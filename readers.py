@@ -38,6 +38,7 @@ video without frames (num_frames 0, also when one feature's list is missing).
 from absl import logging
 import numpy as np
 import tensorflow as tf
+import threadpoolctl
 
 import kts
 import quantization
@@ -49,28 +50,24 @@ from record_schema import FRAME_FEATURE_FLAG, ID_KEYS, SHOTS_KEY
 from tfrecord_files import ReaderError
 
 
-def dequantize_frames(video_matrix, num_frames):
-    """Dequantises uint8 frames [B, T, D]; frames past num_frames [B] -> 0.0.
+# quantization.dequantize of every uint8 code. Looking the codes up gives its
+# float32 values bit for bit; XLA would contract q * SCALE + OFFSET into one
+# FMA, which rounds differently.
+_DEQUANTIZED_CODES = quantization.dequantize(np.arange(256, dtype=np.uint8))
 
-    Returns float32 [B, T, D]. With dequantize=False the reader skips this
-    and the model dequantises inside its compiled step instead (models.py),
-    so the host ships 4x fewer bytes.
+
+@tf.function(jit_compile=True)
+def assemble_frames(parts, num_frames):
+    """Dequantised frames, the features side by side, zero past num_frames.
+
+    parts: uint8 [B, T, D_i] per feature; num_frames: int32 [B].
+    Returns float32 [B, T, sum D_i]. Compiled so that concatenating,
+    dequantising and masking write the batch once instead of three times:
+    that write is most of the reader's work on float32 batches.
     """
-    if video_matrix.dtype == tf.uint8:
-        # One fused pass (OFFSET + q * SCALE in float32, the arithmetic of
-        # quantization.dequantize) instead of cast, multiply and add: on two
-        # cores the float passes over [B, 300, 1152] limit the pipeline.
-        low = quantization.OFFSET
-        values = tf.quantization.dequantize(
-            tf.bitcast(video_matrix, tf.quint8),
-            low,
-            low + 4.0,
-            mode="MIN_COMBINED",
-        )
-    else:
-        values = quantization.dequantize(video_matrix)
-    mask = tf.sequence_mask(num_frames, tf.shape(video_matrix)[1], tf.float32)
-    return values * mask[:, :, None]
+    codes = tf.cast(parts[0] if len(parts) == 1 else tf.concat(parts, 2), tf.int32)
+    mask = tf.sequence_mask(num_frames, tf.shape(codes)[1])
+    return tf.where(mask[:, :, None], tf.gather(_DEQUANTIZED_CODES, codes), 0.0)
 
 
 # ----------------------------------------------------------------- files ---
@@ -299,9 +296,10 @@ class _BaseReader:
                 deterministic=split_records,
             )
         else:
-            # Sequential and in order: the byte read is ~20x faster than parsing,
-            # so parallel reads would buy nothing here.
-            records = file_ds.flat_map(per_file)
+            # In order, read ahead on a thread of its own: read in line with
+            # the parsing, each record's read held up every parse waiting
+            # for input.
+            records = file_ds.flat_map(per_file).prefetch(tf.data.AUTOTUNE)
         if split_records:
             records = records.shard(num_pipelines, input_context.input_pipeline_id)
         if training:
@@ -458,6 +456,11 @@ class YT8MFrameFeatureReader(_BaseReader):
                     ],
                 )
             )
+            # Padded as strings ("" decodes to zeros): every batch then has the
+            # static shape [B, max_frames, size], one compilation of
+            # assemble_frames serves them all, and no pass over the frames
+            # pads them.
+            frames = tf.pad(frames, [[0, 0], [0, max_frames - tf.shape(frames)[1]]])
             parts.append(tf.io.decode_raw(frames, tf.uint8, fixed_length=size))
             n = tf.cast(tf.minimum(lengths[name], max_frames), tf.int32)
             num_frames = n if num_frames is None else tf.minimum(num_frames, n)
@@ -505,16 +508,14 @@ class YT8MFrameFeatureReader(_BaseReader):
                 ],
             )
         )
+        parts = [tf.ensure_shape(p, [None, max_frames, None]) for p in parts]
         with tf.control_dependencies(checks):
-            video = parts[0] if len(parts) == 1 else tf.concat(parts, axis=2)
-        pad = max_frames - tf.shape(video)[1]
-        video = tf.pad(video, [[0, 0], [0, pad], [0, 0]])
+            if self.dequantize:
+                video = assemble_frames(parts, num_frames)
+            else:
+                # Frames past num_frames decoded from "" and are zero already.
+                video = parts[0] if len(parts) == 1 else tf.concat(parts, axis=2)
         video = tf.ensure_shape(video, [None, max_frames, self.feature_dim])
-        if self.dequantize:
-            video = dequantize_frames(video, num_frames)
-        else:
-            mask = tf.sequence_mask(num_frames, max_frames, tf.uint8)
-            video = video * mask[:, :, None]
 
         batch = {
             "video_ids": video_ids,
@@ -537,6 +538,13 @@ class YT8MFrameFeatureReader(_BaseReader):
         return batch
 
     def _compute_shots(self, batch, num_shots, kts_penalty):
+        # KTS spends a third of its time in numpy's BLAS (the Gram product),
+        # whose own threads would fight tf.data's parallel calls for the
+        # cores: with them two cores computed fewer shots than one
+        # (docs/benchmarks.md). One BLAS thread, process-wide, and the
+        # parallel calls spread the batches over the cores instead.
+        threadpoolctl.threadpool_limits(1, user_api="blas")
+
         def shots_fn(video_matrix, num_frames):
             frames = video_matrix.numpy()
             if frames.dtype != np.float32:

@@ -1,17 +1,20 @@
 """Reader throughput on frame-level records, in videos per second.
 
-By default writes 400 generated full-size videos (300 frames of 1024 + 128
+By default writes 2,000 generated full-size videos (300 frames of 1024 + 128
 features, 4 files) to a temporary directory; --pattern reads real records
-instead (e.g. the YouTube-8M frame sample). The files are read over and over
-from the page cache until a few thousand videos went through, and each
-reader pipeline is compared with a bare TFRecordDataset byte read of the
-same files in the same run.
+instead (e.g. the YouTube-8M frame sample). The files are read from the page
+cache (one untimed pass first). Each pipeline is measured --rounds times in
+turn and its median is reported against two baselines from the same run: a
+plain per-record tf.data pipeline (plain_reader.py) in the same order and
+dtype, and a bare TFRecordDataset byte read.
 
-  .venv/bin/python benchmarks/bench_readers.py [--pattern GLOB] [--videos 3000]
+  .venv/bin/python benchmarks/bench_readers.py [--pattern GLOB] [--rounds 3]
 """
 
 import argparse
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,14 +25,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tensorflow as tf  # pylint: disable=wrong-import-position
 
 import generate_data  # pylint: disable=wrong-import-position
+import plain_reader  # pylint: disable=wrong-import-position
 import readers  # pylint: disable=wrong-import-position
 import tfrecord_files  # pylint: disable=wrong-import-position
 
 
-def generated_pattern(directory):
+def generated_pattern(directory, num_videos, num_classes):
     generate_data.generate(
         directory,
-        num_train=400,
+        num_train=num_videos,
+        num_classes=num_classes,
         num_validate=0,
         num_test=0,
         num_shards=4,
@@ -41,91 +46,137 @@ def generated_pattern(directory):
     return os.path.join(directory, "frame", "train*.tfrecord")
 
 
-def _time(dataset, size_fn):
-    """(videos, seconds) for one pass; the first batch warms up untimed."""
+def videos_per_second(dataset):
+    """Rate of one pass; the first batch (start-up, compilation) is untimed."""
     it = iter(dataset)
-    videos = size_fn(next(it))
+    next(it)
+    videos = 0
     start = time.perf_counter()
     for batch in it:
-        videos += size_fn(batch)
-    return videos, time.perf_counter() - start
+        videos += int(tf.nest.flatten(batch)[0].shape[0])
+    return videos / (time.perf_counter() - start)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pattern", default="", help="default: generated data")
-    parser.add_argument(
-        "--videos",
-        type=int,
-        default=3000,
-        help="read at least this many videos per measurement",
-    )
+    parser.add_argument("--videos", type=int, default=2000, help="videos to generate")
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--num_classes", type=int, default=3862)
+    parser.add_argument(
+        "--shot_videos",
+        type=int,
+        default=512,
+        help="videos read with KTS computed in the pipeline (it is slow)",
+    )
+    parser.add_argument("--shots_only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.shots_only:
+        measure_shots(args)
+        return
     with tempfile.TemporaryDirectory() as scratch:
         if not args.pattern:
-            args.pattern = generated_pattern(scratch)
+            args.pattern = generated_pattern(scratch, args.videos, args.num_classes)
         measure(args)
 
 
 def measure(args):
     files = tfrecord_files.match_files(args.pattern)
-    per_pass = sum(1 for _ in tf.data.TFRecordDataset(files))
-    passes = max(1, -(-args.videos // per_pass))
+    per_pass = sum(1 for _ in tf.data.TFRecordDataset(files))  # warms the cache
     print(
-        f"{len(files)} files, {per_pass} videos a pass, {passes} passes, "
-        f"batch {args.batch}, {os.cpu_count()} CPUs"
+        f"{len(files)} files, {per_pass} videos a pass, batch {args.batch}, "
+        f"{args.rounds} rounds, {os.cpu_count()} CPUs"
     )
+    batch, classes = args.batch, args.num_classes
 
-    bare = (
-        tf.data.TFRecordDataset(files * passes, buffer_size=1 << 20)
-        .batch(args.batch)
-        .prefetch(tf.data.AUTOTUNE)
-    )
-    n, secs = _time(bare, lambda b: int(b.shape[0]))
-    bare_rate = n / secs
-    print(f"bare TFRecord byte read        {bare_rate:9.0f} videos/s")
-
-    def count(batch):
-        return int(batch["num_frames"].shape[0])
-
-    def report(name, dataset):
-        n, secs = _time(dataset, count)
-        rate = n / secs
-        spec = dataset.element_spec["video_matrix"]
-        print(
-            f"{name:30s} {rate:9.0f} videos/s  ({rate / bare_rate:.3f} of "
-            f"bare; video_matrix {spec.dtype.name} {spec.shape.as_list()})"
+    def ours(dequantize, training, **kwargs):
+        reader = readers.YT8MFrameFeatureReader(
+            num_classes=classes, dequantize=dequantize
         )
-        return rate
+        return lambda: reader.dataset(
+            args.pattern, batch, training=training, shuffle_buffer=256, seed=1, **kwargs
+        )
 
-    reader = readers.YT8MFrameFeatureReader()
-    report(
-        "eval (in order), float32",
-        reader.dataset(args.pattern, args.batch).repeat(passes),
+    def plain(dequantize, training):
+        return lambda: plain_reader.plain_frame_dataset(
+            files, batch, classes, dequantize=dequantize, training=training, seed=1
+        )
+
+    pipelines = {
+        "bare TFRecord byte read": lambda: tf.data.TFRecordDataset(
+            files, buffer_size=1 << 20
+        )
+        .batch(batch)
+        .prefetch(tf.data.AUTOTUNE),
+    }
+    for dtype, dequantize in (("float32", True), ("uint8", False)):
+        for order, training in (("eval order", False), ("training order", True)):
+            pipelines[f"plain per-record, {order}, {dtype}"] = plain(
+                dequantize, training
+            )
+            pipelines[f"reader, {order}, {dtype}"] = ours(dequantize, training)
+    rates = {name: [] for name in pipelines}
+    for _ in range(args.rounds):
+        for name, make in pipelines.items():
+            rates[name].append(videos_per_second(make()))
+    median = {name: statistics.median(r) for name, r in rates.items()}
+    bare = median["bare TFRecord byte read"]
+    print(
+        "| pipeline | videos/s (median) | range | of the plain per-record "
+        "pipeline | of the bare read |\n|---|---:|---:|---:|---:|"
     )
-    report(
-        "training, float32",
-        reader.dataset(
-            args.pattern,
-            args.batch,
-            training=True,
-            num_epochs=passes,
-            shuffle_buffer=256,
-            seed=1,
-        ),
+    for name, rate in median.items():
+        versus = "plain per-record" if name.startswith("reader") else None
+        ratio = (
+            f"{rate / median[name.replace('reader', versus)]:.2f}x" if versus else ""
+        )
+        print(
+            f"| {name} | {rate:.0f} | {min(rates[name]):.0f}-{max(rates[name]):.0f} "
+            f"| {ratio} | {rate / bare:.3f} |"
+        )
+
+    print()
+    for cores in sorted({1, len(os.sched_getaffinity(0))}):
+        print(shot_rates(args, cores))
+
+
+def shot_rates(args, cores):
+    """KTS computed in the pipeline vs the same reader without shots, run
+    in a child process held to the first `cores` CPUs."""
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--shots_only",
+        f"--pattern={args.pattern}",
+        f"--num_classes={args.num_classes}",
+        f"--batch={args.batch}",
+        f"--shot_videos={args.shot_videos}",
+    ]
+    allowed = sorted(os.sched_getaffinity(0))[:cores]
+    return subprocess.run(
+        command,
+        check=True,
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.sched_setaffinity(0, allowed),
+    ).stdout.strip()
+
+
+def measure_shots(args):
+    reader = readers.YT8MFrameFeatureReader(num_classes=args.num_classes)
+    take = max(2, args.shot_videos // args.batch)
+    no_shot = videos_per_second(reader.dataset(args.pattern, args.batch).take(take))
+    with_shots = videos_per_second(
+        reader.dataset(args.pattern, args.batch, num_shots=32, kts_penalty=1.0).take(
+            take
+        )
     )
-    report(
-        "eval (in order), uint8",
-        readers.YT8MFrameFeatureReader(dequantize=False)
-        .dataset(args.pattern, args.batch)
-        .repeat(passes),
-    )
-    # KTS is far slower than parsing; a few batches give its rate.
-    shots_passes = max(1, passes // 10)
-    report(
-        "eval, num_shots=32 (KTS)",
-        reader.dataset(args.pattern, args.batch, num_shots=32).repeat(shots_passes),
+    cores = len(os.sched_getaffinity(0))
+    print(
+        f"{cores} core(s): KTS shots in the pipeline (m = 32, C = 1) "
+        f"{with_shots:.0f} videos/s, {with_shots / no_shot:.3f}x the same reader "
+        f"without shots ({no_shot:.0f} videos/s)"
     )
 
 

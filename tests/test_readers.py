@@ -13,6 +13,7 @@ import tensorflow as tf
 
 import precompute_shots
 import reader_errors
+import quantization
 import readers
 import tfrecord_files
 
@@ -144,14 +145,17 @@ def test_frame_single_feature_and_uint8_output(frame_records):
             got["video_matrix"][i, :n], rec["frames"][:, 1024:]
         )
         assert np.all(got["video_matrix"][i, n:] == 0)
-    # dequantize_frames (for the compiled step) gives the float contract.
-    floats = readers.dequantize_frames(
-        tf.constant(got["video_matrix"]), tf.constant(got["num_frames"])
-    ).numpy()
+    # The float reader's frames are the uint8 ones dequantised, bit for bit
+    # (its compiled assembly must not round differently), zero past the end.
+    floats = _collect(
+        readers.YT8MFrameFeatureReader(
+            feature_names=("audio",), feature_sizes=(128,)
+        ).dataset(FRAME, batch_size=4)
+    )["video_matrix"]
     for i, rec in enumerate(frame_records):
         n = len(rec["frames"])
-        np.testing.assert_allclose(
-            floats[i, :n], _dequant(rec["frames"][:, 1024:]), atol=1e-6
+        np.testing.assert_array_equal(
+            floats[i, :n], quantization.dequantize(got["video_matrix"][i, :n])
         )
         assert np.all(floats[i, n:] == 0.0)
 
