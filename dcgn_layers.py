@@ -191,10 +191,13 @@ class GraphPooling(keras.layers.Layer):
             )
 
     def call(self, h, node_mask, return_attention=False):
-        mask = _as_bool_mask(node_mask)
-        windows, window_mask = _windows(h, mask, self.kernel)
+        windows, window_mask = _windows(h, _as_bool_mask(node_mask), self.kernel)
+        return self.pool_windows(windows, window_mask, return_attention)
+
+    def pool_windows(self, windows, window_mask, return_attention=False):
+        """call() on what _windows made of h (a DCGN level shares them)."""
         mask_out = tf.reduce_any(window_mask, axis=2)
-        real = tf.cast(window_mask, h.dtype)[..., None]
+        real = tf.cast(window_mask, windows.dtype)[..., None]
         if self.mode == "average":
             count = tf.reduce_sum(real, axis=2)
             p = tf.math.divide_no_nan(tf.reduce_sum(windows, axis=2), count)  # eq. 4
@@ -260,8 +263,11 @@ class NodeConvolution(keras.layers.Layer):
             )
 
     def call(self, h, node_mask):
-        mask = _as_bool_mask(node_mask)
-        windows, _ = _windows(h, mask, self.kernel)
+        windows, _ = _windows(h, _as_bool_mask(node_mask), self.kernel)
+        return self.convolve_windows(windows)
+
+    def convolve_windows(self, windows):
+        """call() on what _windows made of h (a DCGN level shares them)."""
         flat = tf.reshape(
             windows,
             [
@@ -443,8 +449,11 @@ class DCGNLevel(_GraphLevel):
         self.graph_pooling.build(tuple(input_shape))
 
     def call(self, h, node_mask):
-        p, mask_out = self.graph_pooling(h, node_mask)
-        return self.propagate(p, self.convolution(h, node_mask), mask_out)
+        # Pooling and convolution read the same windows of K nodes: made once,
+        # they cost one pass over the level's input instead of two.
+        windows, window_mask = _windows(h, _as_bool_mask(node_mask), self.kernel)
+        p, mask_out = self.graph_pooling.pool_windows(windows, window_mask)
+        return self.propagate(p, self.convolution.convolve_windows(windows), mask_out)
 
 
 def shot_weights(shot_boundaries, num_frames, max_frames, kernel):
