@@ -37,7 +37,7 @@ flags.DEFINE_integer("bench_batch_size", 32, "Videos per step.")
 flags.DEFINE_integer("frames", 300, "Frames per video.")
 flags.DEFINE_integer("features", 1152, "Features per frame.")
 flags.DEFINE_integer("classes", 3862, "Classes.")
-flags.DEFINE_integer("steps", 3, "Timed training steps per model.")
+flags.DEFINE_integer("steps", 5, "Timed training steps per model.")
 flags.DEFINE_bool(
     "jit_compile",
     False,
@@ -82,65 +82,73 @@ def random_batch(config):
     return batch
 
 
-def time_model(spec):
-    config = config_for(spec)
-    model = models.build_model(config)
-    batch = random_batch(config)
-    # train.py's own step: regularisation and summed-gradient clipping included.
-    step = training.make_train_step(
-        model,
-        keras.optimizers.Adam(1e-3),
-        losses.CrossEntropyLoss(),
-        FLAGS.bench_batch_size,
-        jit_compile=FLAGS.jit_compile,
-    )
+class TimedModel:
+    """One model with train.py's step on a fixed random batch."""
 
-    def train_step():
-        return step(batch)[0]
+    def __init__(self, spec):
+        config = config_for(spec)
+        self.model = models.build_model(config)
+        self.batch = random_batch(config)
+        # train.py's own step: regularisation and summed-gradient clipping
+        # included.
+        self.step = training.make_train_step(
+            self.model,
+            keras.optimizers.Adam(1e-3),
+            losses.CrossEntropyLoss(),
+            FLAGS.bench_batch_size,
+            jit_compile=FLAGS.jit_compile,
+        )
+        self.predict = tf.function(
+            lambda batch: self.model(batch, training=False)["predictions"]
+        )
+        self.train_step()  # trace and warm up
+        self.predict(self.batch)
+        self.step_times = []
 
-    @tf.function
-    def predict():
-        return model(batch, training=False)["predictions"]
-
-    train_step()  # trace and warm up
-    train_times = []
-    for _ in range(FLAGS.steps):
+    def train_step(self):
         start = time.perf_counter()
-        float(train_step())
-        train_times.append(time.perf_counter() - start)
-    predict()
-    start = time.perf_counter()
-    for _ in range(FLAGS.steps):
-        predict().numpy()
-    predict_seconds = (time.perf_counter() - start) / FLAGS.steps
-    return {
-        "params": model.count_params(),
-        "step_s": statistics.median(train_times),
-        "infer_videos_s": FLAGS.bench_batch_size / predict_seconds,
-    }
+        float(self.step(self.batch)[0])
+        return time.perf_counter() - start
+
+    def inference_videos_per_second(self):
+        start = time.perf_counter()
+        for _ in range(FLAGS.steps):
+            self.predict(self.batch).numpy()
+        return FLAGS.bench_batch_size * FLAGS.steps / (time.perf_counter() - start)
 
 
 def main(unused_argv):
     print(
         f"batch {FLAGS.bench_batch_size} x {FLAGS.frames} frames x "
         f"{FLAGS.features} features, {FLAGS.classes} classes, "
-        f"median of {FLAGS.steps} steps, {os.cpu_count()} CPUs, "
+        f"{FLAGS.steps} rounds of one step per model, {os.cpu_count()} CPUs, "
         f"XLA {'on' if FLAGS.jit_compile else 'off'}"
     )
-    results = {}
-    for spec in FLAGS.models.split(","):
-        results[spec] = time_model(spec)
+    timed = {spec: TimedModel(spec) for spec in FLAGS.models.split(",")}
+    # Round-robin, so that every model's steps meet the same interference
+    # from whatever else the machine is doing.
+    for _ in range(FLAGS.steps):
+        for model in timed.values():
+            model.step_times.append(model.train_step())
+    lstm = timed.get("LstmModel")
+    print(
+        "| model | parameters | step s (median) | step s (min) | "
+        "/ LSTM (median) | / LSTM (min) | inference videos/s |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for spec, model in timed.items():
+        median, low = statistics.median(model.step_times), min(model.step_times)
+        versus = (
+            f"{median / statistics.median(lstm.step_times):.3f}x | "
+            f"{low / min(lstm.step_times):.3f}x"
+            if lstm
+            else " | "
+        )
         print(
-            f"  {spec:28s} {results[spec]['params']:>12,d} params  "
-            f"train step {results[spec]['step_s']:7.3f} s  "
-            f"inference {results[spec]['infer_videos_s']:8.1f} videos/s",
+            f"| {spec} | {model.model.count_params():,d} | {median:.3f} | "
+            f"{low:.3f} | {versus} | {model.inference_videos_per_second():.1f} |",
             flush=True,
         )
-    if "LstmModel" in results:
-        lstm = results["LstmModel"]["step_s"]
-        print("step time relative to LstmModel:")
-        for spec, result in results.items():
-            print(f"  {spec:28s} {result['step_s'] / lstm:6.3f}x")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ bit for bit), and over scatters computed directly from the frames (an
 independent check of the objective).
 """
 
+import concurrent.futures
 import glob
 import os
 import itertools
@@ -495,3 +496,28 @@ def test_graph_traces_with_unknown_batch_and_static_length():
         concrete(tf.constant(videos), tf.constant(lengths)).numpy(),
         kts.batch_shot_boundaries(videos, lengths, 4),
     )
+
+
+def test_reused_work_arrays_leave_no_trace_between_calls():
+    # Each thread keeps its work arrays between calls: a longer video, then a
+    # shorter one, then the first again must give what fresh arrays give, and
+    # what a call returns must not change when the next call reuses them.
+    rng = np.random.default_rng(7)
+    long_video, short_video = random_video(rng, 60, 12), random_video(rng, 17, 12)
+    first = kts.shot_boundaries(long_video, 9)
+    costs = kts.segment_costs(long_video)
+    kept = costs.copy()
+    short = kts.shot_boundaries(short_video, 4, penalty=1.0)
+    kts._SCRATCH.__init__()  # drops this thread's arrays: fresh ones next
+    assert np.array_equal(kts.shot_boundaries(short_video, 4, penalty=1.0), short)
+    assert np.array_equal(kts.shot_boundaries(long_video, 9), first)
+    assert np.array_equal(costs, kept)
+
+
+def test_threads_get_their_own_work_arrays():
+    rng = np.random.default_rng(8)
+    videos = [random_video(rng, n, 10) for n in (40, 23, 57, 31) * 4]
+    expected = [kts.shot_boundaries(v, 6) for v in videos]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda v: kts.shot_boundaries(v, 6), videos))
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected))

@@ -308,3 +308,14 @@ def starter_parameter_count(name, config):
 def test_parameter_counts_are_the_starters(name):
     model = make_model(name)
     assert model.count_params() == starter_parameter_count(name, model.config)
+
+
+def test_compiled_optimizer_update_trains_as_keras_own_update(monkeypatch):
+    # On one device the step compiles the optimizer's update with XLA; Keras'
+    # own update (as under a mirrored strategy) must give the same training.
+    assert training._single_device(tf.distribute.get_strategy())
+    fused = train_losses("DCGNModel:attention:4", steps=6)
+    monkeypatch.setattr(training, "_single_device", lambda strategy: False)
+    np.testing.assert_allclose(
+        train_losses("DCGNModel:attention:4", steps=6), fused, rtol=1e-5
+    )

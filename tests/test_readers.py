@@ -6,10 +6,12 @@ numpy.frombuffer), independently of the reader's tf.io parsing.
 
 import logging
 import os
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
+import threadpoolctl
 
 import precompute_shots
 import reader_errors
@@ -509,3 +511,29 @@ def test_shots_need_frame_level():
     with pytest.raises(readers.ReaderError) as err:
         readers.YT8MAggregatedFeatureReader().dataset(VIDEO2018, 2, num_shots=4)
     assert "--frame_features" in str(err.value)
+
+
+def test_plain_baseline_pipeline_reads_what_the_reader_reads():
+    # benchmarks/bench_readers.py's baseline must do the reader's work, or
+    # the ratio it reports means nothing.
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(DATA)), "benchmarks"))
+    import plain_reader  # noqa: E402
+
+    for dequantize in (True, False):
+        ours = _collect(
+            readers.YT8MFrameFeatureReader(dequantize=dequantize).dataset(FRAME, 5)
+        )
+        plain = _collect(
+            plain_reader.plain_frame_dataset(
+                tfrecord_files.match_files(FRAME), 5, 3862, dequantize=dequantize
+            )
+        )
+        assert ours.keys() == plain.keys()
+        for key in ours:
+            np.testing.assert_array_equal(ours[key], plain[key], err_msg=key)
+
+
+def test_shots_in_the_pipeline_hold_numpy_blas_to_one_thread():
+    readers.YT8MFrameFeatureReader().dataset(FRAME, 4, num_shots=4)
+    blas = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    assert blas and all(i["num_threads"] == 1 for i in blas)
