@@ -516,7 +516,9 @@ def test_shots_need_frame_level():
 def test_plain_baseline_pipeline_reads_what_the_reader_reads():
     # benchmarks/bench_readers.py's baseline must do the reader's work, or
     # the ratio it reports means nothing.
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(DATA)), "benchmarks"))
+    sys.path.insert(
+        0, os.path.join(os.path.dirname(os.path.dirname(DATA)), "benchmarks")
+    )
     import plain_reader  # noqa: E402
 
     for dequantize in (True, False):
