@@ -107,7 +107,7 @@ def make_videos(rng, count):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=24)
     parser.add_argument("--videos", type=int, default=12)
     parser.add_argument("--skip_tf", action="store_true")
     args = parser.parse_args()
@@ -128,12 +128,17 @@ def main():
         lambda v, m: kts.shot_boundaries(v, m, penalty=1.0)
     )
 
-    cycle = iter(range(10**9))
-
-    def run(fn):
-        return lambda: fn(videos[next(cycle) % len(videos)], SHOTS)
-
-    times = {name: timed(run(fn), args.repeats) for name, fn in contenders.items()}
+    # Round-robin over the implementations, each on the same video in a
+    # round, so that all of them meet the same interference from whatever
+    # else the machine is doing.
+    samples = {name: [] for name in contenders}
+    for repeat in range(args.repeats):
+        video = videos[repeat % len(videos)]
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            fn(video, SHOTS)
+            samples[name].append((time.perf_counter() - start) * 1e3)
+    times = {name: (statistics.median(ms), min(ms)) for name, ms in samples.items()}
     ours = times["kts.shot_boundaries"][0]
     print(f"\n{args.videos} videos of {FRAMES} x {DIM}, m = {SHOTS}, one thread")
     print("| implementation | ms per video (median) | (min) | of kts's speed |")
