@@ -383,7 +383,8 @@ class YT8MFrameFeatureReader(_BaseReader):
     values per frame.
 
     Batch: video_matrix float32 [B, max_frames, D] (uint8 when constructed with
-    dequantize=False; then dequantize_frames belongs in the model step),
+    dequantize=False, for a model that dequantises in its compiled step:
+    models.py, --dequantize_in_model),
     num_frames int32 [B] = min(frames, max_frames), frames past it exactly 0.
     """
 
