@@ -149,6 +149,15 @@ def define(flag_values=flags.FLAGS):
         "0: the exact fixed-m KTS (kts.py).",
         **fv,
     )
+    flags.DEFINE_enum(
+        "dcgn_propagation",
+        dcgn.dcgn_propagation,
+        list(configs.DCGNConfig.PROPAGATIONS),
+        "DCGN propagation: residual, eq. 7 plus each node's own message "
+        "(keeps where in the video a node is; docs/dcgn_learning.md); "
+        "layer_norm, eq. 7 then a layer normalisation per node.",
+        **fv,
+    )
 
 
 def _split(text, cast, flag):
@@ -169,6 +178,7 @@ def body_config(name, fv):
             dcgn_pooling=fv.dcgn_pooling,
             dcgn_shots=fv.dcgn_shots,
             dcgn_kts_penalty=fv.dcgn_kts_penalty,
+            dcgn_propagation=fv.dcgn_propagation,
         )
     if body is configs.RecurrentConfig:
         return configs.RecurrentConfig(

@@ -282,13 +282,19 @@ def make_rows(args):
             body=body,
         )
 
-    def dcgn(pooling, shots=0, penalty=configs.DCGNConfig.dcgn_kts_penalty):
+    def dcgn(
+        pooling,
+        shots=0,
+        penalty=configs.DCGNConfig.dcgn_kts_penalty,
+        propagation=configs.DCGNConfig.dcgn_propagation,
+    ):
         return configs.DCGNConfig(
             dcgn_levels=args.levels,
             dcgn_filters=args.filters,
             dcgn_pooling=pooling,
             dcgn_shots=shots,
             dcgn_kts_penalty=penalty,
+            dcgn_propagation=propagation,
         )
 
     def product(model, body):
@@ -325,6 +331,16 @@ def make_rows(args):
             f"DCGN attention, {args.shots} shots, fixed-m KTS",
             product("DCGNModel", dcgn("attention", *fixed_shots)),
             fixed_shots,
+        ),
+        "dcgn_residual": (
+            "DCGN attention, residual propagation",
+            product("DCGNModel", dcgn("attention", propagation="residual")),
+            no_shots,
+        ),
+        "dcgn_residual_shots": (
+            f"DCGN attention, residual propagation, {args.shots} shots",
+            product("DCGNModel", dcgn("attention", *shots, propagation="residual")),
+            shots,
         ),
         "conv": (
             "Strided Conv1D reference",

@@ -26,6 +26,7 @@ def test_every_dcgn_flag_reaches_its_config_field():
             "--dcgn_pooling=attention",
             "--dcgn_shots=27",
             "--dcgn_kts_penalty=0.25",
+            "--dcgn_propagation=layer_norm",
             "--moe_num_mixtures=3",
         )
     )
@@ -36,6 +37,7 @@ def test_every_dcgn_flag_reaches_its_config_field():
         dcgn_pooling="attention",
         dcgn_shots=27,
         dcgn_kts_penalty=0.25,
+        dcgn_propagation="layer_norm",
     )
     assert config.head.moe_num_mixtures == 3
     assert config.num_shots == 27
@@ -51,6 +53,19 @@ def test_a_config_saved_before_the_kts_penalty_keeps_fixed_m_shots():
     older = config.as_dict()
     del older["body"]["dcgn_kts_penalty"]
     assert configs.ModelConfig.from_dict(older).kts_penalty == 0.0
+
+
+def test_a_config_saved_before_the_propagation_flag_keeps_layer_norm():
+    config = model_flags.model_config(flag_values("--model=DCGNModel"))
+    assert config.body.dcgn_propagation == "residual"
+    older = config.as_dict()
+    del older["body"]["dcgn_propagation"]
+    assert configs.ModelConfig.from_dict(older).body.dcgn_propagation == "layer_norm"
+
+
+def test_an_unknown_propagation_is_refused_by_name():
+    with pytest.raises(cli.UsageError, match="--dcgn_propagation=mean"):
+        configs.DCGNConfig(dcgn_propagation="mean").check(300)
 
 
 def test_frame_features_follow_the_model_unless_given():

@@ -13,13 +13,22 @@ import dcgn_layers as dl
 K = 3
 
 
-def encoder_of(levels, filters, pooling, num_shots, max_frames, **choices):
+def encoder_of(
+    levels,
+    filters,
+    pooling,
+    num_shots,
+    max_frames,
+    propagation=configs.DCGNConfig.dcgn_propagation,
+    **choices,
+):
     config = configs.DCGNConfig(
         dcgn_levels=levels,
         dcgn_filters=filters,
         dcgn_kernel=K,
         dcgn_pooling=pooling,
         dcgn_shots=num_shots,
+        dcgn_propagation=propagation,
     )
     return dl.DCGNEncoder(config, max_frames, **choices)
 
@@ -438,10 +447,17 @@ def test_levels_keep_nodes_apart_and_at_unit_scale():
     frames = np.repeat(shots, 27, axis=1) + 0.5 * rng.normal(size=(4, 243, 16))
     frames = (frames / np.linalg.norm(frames, axis=-1, keepdims=True)).astype("float32")
 
-    def last_level(choices):
+    def last_level(choices, propagation="layer_norm"):
         keras.utils.set_random_seed(0)
         encoder = encoder_of(
-            3, 32, "average", 0, 243, centre_adjacency=choices, normalize=choices
+            3,
+            32,
+            "average",
+            0,
+            243,
+            propagation,
+            centre_adjacency=choices,
+            normalize=choices,
         )
         h = encoder(frames, np.full(4, 243)).numpy().reshape(4, 9, 32)
         # Share of the nodes' second moment that differs between nodes.
@@ -454,6 +470,29 @@ def test_levels_keep_nodes_apart_and_at_unit_scale():
     # shrink the activations level by level.
     between, scale = last_level(False)
     assert between < 0.01 and scale < 0.2
+    # The residual form (the default) keeps the nodes apart without a
+    # normalisation, and its activations neither vanish nor blow up.
+    between, scale = last_level(True, "residual")
+    assert between > 0.2 and 0.1 < scale < 2.0
+
+
+def test_residual_propagation_adds_each_nodes_own_message():
+    rng = _rng(16)
+    c = rng.normal(size=(2, 5, 3)).astype("float32")
+    mask = np.array([[1, 1, 1, 1, 0], [1, 1, 0, 1, 1]], bool)
+    p = rng.normal(size=(2, 5, 4)).astype("float32")
+    adjacency = dl.NormalizedAdjacency()(p, mask)
+    layer = dl.GraphPropagation(residual=True)
+    h = layer(c, adjacency, mask).numpy()
+    bias = rng.normal(size=3).astype("float32")
+    layer.bias.assign(bias)
+    h = layer(c, adjacency, mask).numpy()
+    for b in range(2):
+        real = mask[b]
+        a = adjacency.numpy()[b][np.ix_(real, real)]
+        expected = np.maximum(a @ c[b][real] + c[b][real] + bias, 0.0)
+        np.testing.assert_allclose(h[b][real], expected, rtol=1e-5, atol=1e-6)
+        assert np.all(h[b][~real] == 0.0)
 
 
 def test_encoder_fits_frames_to_max_frames():
@@ -469,21 +508,27 @@ def test_encoder_fits_frames_to_max_frames():
         encoder_of(2, 4, "average", 4, 12)(frames, num_frames)
 
 
-@pytest.mark.parametrize("num_shots", [0, 9])
+@pytest.mark.parametrize("propagation", configs.DCGNConfig.PROPAGATIONS)
+@pytest.mark.parametrize("num_shots", [0, 27])
 @pytest.mark.parametrize("pooling", POOLINGS)
-def test_every_weight_gets_a_gradient(pooling, num_shots):
-    # 27 frames -> 9 -> 3 nodes, or 9 shots -> 3 nodes: the last level keeps
-    # several real nodes, so its adjacency (and attention) carries gradient.
-    encoder = encoder_of(2, 8, pooling, num_shots, 27)
+def test_every_weight_gets_a_gradient(pooling, num_shots, propagation):
+    # 81 frames -> 27 -> 9 nodes, or 27 shots -> 9 nodes: the last level keeps
+    # enough real nodes that its centred adjacency has edges (three centred
+    # nodes are often all dissimilar, leaving no edge and no gradient to the
+    # pooling), so its adjacency (and attention) carries gradient.
+    keras.utils.set_random_seed(13)
+    encoder = encoder_of(2, 8, pooling, num_shots, 81, propagation)
     frames, num_frames, bounds = _encoder_inputs(
-        27, 6, [27, 20, 16], num_shots, seed=11
+        81, 6, [81, 60, 48], num_shots, seed=11
     )
     target = _rng(12).normal(size=(3, encoder.num_nodes * 8)).astype("float32")
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(encoder(frames, num_frames, bounds) * target)
     grads = tape.gradient(loss, encoder.trainable_weights)
-    # Per level: kernel, bias, normalisation scale and offset (+ attention).
-    expected = {"average": 4, "attention": 5}[pooling] * 2
+    # Per level: kernel, bias, normalisation scale and offset (layer_norm
+    # only), attention kernel (attention only).
+    per_level = {"residual": 2, "layer_norm": 4}[propagation]
+    expected = (per_level + (pooling == "attention")) * 2
     if num_shots:
         expected -= {"average": 0, "attention": 1}[pooling]
     assert len(encoder.trainable_weights) == expected
