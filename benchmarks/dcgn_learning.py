@@ -332,14 +332,14 @@ def make_rows(args):
             product("DCGNModel", dcgn("attention", *fixed_shots)),
             fixed_shots,
         ),
-        "dcgn_residual": (
-            "DCGN attention, residual propagation",
-            product("DCGNModel", dcgn("attention", propagation="residual")),
+        "dcgn_layer_norm": (
+            "DCGN attention, layer-norm propagation",
+            product("DCGNModel", dcgn("attention", propagation="layer_norm")),
             no_shots,
         ),
-        "dcgn_residual_shots": (
-            f"DCGN attention, residual propagation, {args.shots} shots",
-            product("DCGNModel", dcgn("attention", *shots, propagation="residual")),
+        "dcgn_layer_norm_shots": (
+            f"DCGN attention, layer-norm propagation, {args.shots} shots",
+            product("DCGNModel", dcgn("attention", *shots, propagation="layer_norm")),
             shots,
         ),
         "conv": (
