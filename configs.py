@@ -54,12 +54,12 @@ class DCGNConfig:
     # C of eq. (8): cuts where it says the frames change, then even splits
     # up to dcgn_shots (kts.shot_boundaries); 0 is the exact fixed-m KTS.
     dcgn_kts_penalty: float = 1.0
-    # How a level propagates (dcgn_layers.py, "Propagation"): "residual",
-    # eq. 7 plus each node's own message; "layer_norm", eq. 7 then a layer
-    # normalisation per node (the only form before the flag existed).
-    dcgn_propagation: str = "residual"
+    # How a level propagates (dcgn_layers.py, "Propagation"): "layer_norm",
+    # eq. 7 then a layer normalisation per node; "residual", eq. 7 plus each
+    # node's own message, no normalisation.
+    dcgn_propagation: str = "layer_norm"
 
-    PROPAGATIONS = ("residual", "layer_norm")
+    PROPAGATIONS = ("layer_norm", "residual")
 
     def level_nodes(self, max_frames, shots=None):
         """Node count after each level: a level maps N nodes to ceil(N / K).
@@ -231,9 +231,8 @@ class ModelConfig:
             # Written before the flag existed: those models used relu6.
             body = {"dbof_activation": "relu6", **body}
         if family.body is DCGNConfig and body is not None:
-            # Written before these flags existed: those models used fixed-m
-            # KTS and layer-normalised propagation.
-            body = {"dcgn_kts_penalty": 0.0, "dcgn_propagation": "layer_norm", **body}
+            # Written before the penalty existed: those models used fixed-m KTS.
+            body = {"dcgn_kts_penalty": 0.0, **body}
         return cls(
             model=values["model"],
             frame_features=bool(values["frame_features"]),

@@ -153,9 +153,9 @@ def define(flag_values=flags.FLAGS):
         "dcgn_propagation",
         dcgn.dcgn_propagation,
         list(configs.DCGNConfig.PROPAGATIONS),
-        "DCGN propagation: residual, eq. 7 plus each node's own message "
-        "(keeps where in the video a node is; docs/dcgn_learning.md); "
-        "layer_norm, eq. 7 then a layer normalisation per node.",
+        "DCGN propagation: layer_norm, eq. 7 then a layer normalisation per "
+        "node; residual, eq. 7 plus each node's own message (keeps where in "
+        "the video a node is; docs/dcgn_learning.md).",
         **fv,
     )
 

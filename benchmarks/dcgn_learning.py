@@ -332,15 +332,27 @@ def make_rows(args):
             product("DCGNModel", dcgn("attention", *fixed_shots)),
             fixed_shots,
         ),
-        "dcgn_layer_norm": (
-            "DCGN attention, layer-norm propagation",
-            product("DCGNModel", dcgn("attention", propagation="layer_norm")),
+        "dcgn_residual_average": (
+            "DCGN average, residual propagation",
+            product("DCGNModel", dcgn("average", propagation="residual")),
             no_shots,
         ),
-        "dcgn_layer_norm_shots": (
-            f"DCGN attention, layer-norm propagation, {args.shots} shots",
-            product("DCGNModel", dcgn("attention", *shots, propagation="layer_norm")),
+        "dcgn_residual": (
+            "DCGN attention, residual propagation",
+            product("DCGNModel", dcgn("attention", propagation="residual")),
+            no_shots,
+        ),
+        "dcgn_residual_shots": (
+            f"DCGN attention, residual propagation, {args.shots} shots",
+            product("DCGNModel", dcgn("attention", *shots, propagation="residual")),
             shots,
+        ),
+        "dcgn_residual_fixed_shots": (
+            f"DCGN attention, residual propagation, {args.shots} shots, fixed-m KTS",
+            product(
+                "DCGNModel", dcgn("attention", *fixed_shots, propagation="residual")
+            ),
+            fixed_shots,
         ),
         "conv": (
             "Strided Conv1D reference",

@@ -55,14 +55,6 @@ def test_a_config_saved_before_the_kts_penalty_keeps_fixed_m_shots():
     assert configs.ModelConfig.from_dict(older).kts_penalty == 0.0
 
 
-def test_a_config_saved_before_the_propagation_flag_keeps_layer_norm():
-    config = model_flags.model_config(flag_values("--model=DCGNModel"))
-    assert config.body.dcgn_propagation == "residual"
-    older = config.as_dict()
-    del older["body"]["dcgn_propagation"]
-    assert configs.ModelConfig.from_dict(older).body.dcgn_propagation == "layer_norm"
-
-
 def test_an_unknown_propagation_is_refused_by_name():
     with pytest.raises(cli.UsageError, match="--dcgn_propagation=mean"):
         configs.DCGNConfig(dcgn_propagation="mean").check(300)

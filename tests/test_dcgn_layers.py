@@ -470,7 +470,7 @@ def test_levels_keep_nodes_apart_and_at_unit_scale():
     # shrink the activations level by level.
     between, scale = last_level(False)
     assert between < 0.01 and scale < 0.2
-    # The residual form (the default) keeps the nodes apart without a
+    # The residual form keeps the nodes apart without a
     # normalisation, and its activations neither vanish nor blow up.
     between, scale = last_level(True, "residual")
     assert between > 0.2 and 0.1 < scale < 2.0
