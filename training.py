@@ -116,7 +116,7 @@ def make_train_step(
         # The update alone compiled: the optimizer's several passes over each
         # variable (Adam: two moments, then the weight) fuse into one. On a
         # full-size DCGN, whose head holds most of its 56 M weights, that is
-        # a sixth of the step on CPU (docs/benchmarks.md). Across devices the
+        # a quarter of the step on CPU (docs/benchmarks.md). Across devices the
         # update all-reduces, which stays outside XLA.
         apply_gradients = tf.function(apply_gradients, jit_compile=True)
 
