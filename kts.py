@@ -98,7 +98,6 @@ video shorter than the model's max_frames gets proportionally fewer shots
 (``shots_for_length``). Their measured effect is in docs/dcgn_learning.md.
 """
 
-import functools
 import threading
 
 import numpy as np
@@ -146,17 +145,25 @@ class _Scratch(threading.local):
 _SCRATCH = _Scratch()
 
 
-@functools.lru_cache(maxsize=8)
+# (length, invalid) of the longest video so far; a shorter video's are its
+# top-left corner, so one read-only table serves every length.
+_LENGTHS = (np.ones((1, 1)), np.ones((1, 1), bool))
+
+
 def _segment_lengths(n):
     """(length, invalid), read-only [n+1, n+1]: length[a, b] = b - a where
     b > a and 1 elsewhere (a safe divisor); invalid = b <= a."""
-    idx = np.arange(n + 1, dtype=np.float64)
-    length = np.subtract.outer(-idx, -idx)
-    invalid = length <= 0
-    length[invalid] = 1.0
-    length.flags.writeable = False
-    invalid.flags.writeable = False
-    return length, invalid
+    global _LENGTHS
+    length, invalid = _LENGTHS
+    if length.shape[0] <= n:
+        idx = np.arange(n + 1, dtype=np.float64)
+        length = np.subtract.outer(-idx, -idx)
+        invalid = length <= 0
+        length[invalid] = 1.0
+        length.flags.writeable = False
+        invalid.flags.writeable = False
+        _LENGTHS = (length, invalid)  # one assignment: threads see either pair
+    return length[: n + 1, : n + 1], invalid[: n + 1, : n + 1]
 
 
 def quantised_frames(features, out=None):

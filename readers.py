@@ -56,6 +56,11 @@ from tfrecord_files import ReaderError
 _DEQUANTIZED_CODES = quantization.dequantize(np.arange(256, dtype=np.uint8))
 
 
+def _side_by_side(parts):
+    """The features' frames [B, T, D_i] concatenated into [B, T, sum D_i]."""
+    return parts[0] if len(parts) == 1 else tf.concat(parts, axis=2)
+
+
 @tf.function(jit_compile=True)
 def assemble_frames(parts, num_frames):
     """Dequantised frames, the features side by side, zero past num_frames.
@@ -65,7 +70,7 @@ def assemble_frames(parts, num_frames):
     dequantising and masking write the batch once instead of three times:
     that write is most of the reader's work on float32 batches.
     """
-    codes = tf.cast(parts[0] if len(parts) == 1 else tf.concat(parts, 2), tf.int32)
+    codes = tf.cast(_side_by_side(parts), tf.int32)
     mask = tf.sequence_mask(num_frames, tf.shape(codes)[1])
     return tf.where(mask[:, :, None], tf.gather(_DEQUANTIZED_CODES, codes), 0.0)
 
@@ -515,7 +520,7 @@ class YT8MFrameFeatureReader(_BaseReader):
                 video = assemble_frames(parts, num_frames)
             else:
                 # Frames past num_frames decoded from "" and are zero already.
-                video = parts[0] if len(parts) == 1 else tf.concat(parts, axis=2)
+                video = _side_by_side(parts)
         video = tf.ensure_shape(video, [None, max_frames, self.feature_dim])
 
         batch = {
