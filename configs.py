@@ -56,10 +56,11 @@ class DCGNConfig:
     dcgn_kts_penalty: float = 1.0
     # How a level propagates (dcgn_layers.py, "Propagation"): "layer_norm",
     # eq. 7 then a layer normalisation per node; "residual", eq. 7 plus each
-    # node's own message, no normalisation.
+    # node's own message, no normalisation; "residual_graph_norm", the
+    # residual form normalised over each video's whole graph.
     dcgn_propagation: str = "layer_norm"
 
-    PROPAGATIONS = ("layer_norm", "residual")
+    PROPAGATIONS = ("layer_norm", "residual", "residual_graph_norm")
 
     def level_nodes(self, max_frames, shots=None):
         """Node count after each level: a level maps N nodes to ceil(N / K).

@@ -124,6 +124,15 @@ import tensorflow as tf
 
 import configs
 
+# How GraphPropagation normalises after sigma (None: not at all).
+NORMALIZATIONS = (None, "node", "graph")
+# --dcgn_propagation -> (normalization, residual).
+PROPAGATION_FORMS = {
+    "layer_norm": ("node", False),
+    "residual": (None, True),
+    "residual_graph_norm": ("graph", True),
+}
+
 
 def _as_bool_mask(node_mask):
     """A bool [B, N] mask from a bool or 0/1 float mask."""
@@ -359,16 +368,49 @@ class NormalizedAdjacency(keras.layers.Layer):
         return normalize_adjacency(adjacency)
 
 
+class GraphNormalization(keras.layers.Layer):
+    """Normalises each graph as a whole: over all its real nodes and features.
+
+    call(h, node_mask): h [B, N, F], node_mask [B, N] -> [B, N, F], each
+    graph's real entries with mean 0 and variance 1 times a learnt scale per
+    feature, padded nodes zero. Unlike a layer normalisation per node it
+    keeps how strong one node is against another (what counting needs); a
+    graph of one node is normalised as that node alone. No learnt offset:
+    a constant per feature would only add to the next level's convolution
+    bias (its adjacency is centred, so the offset cancels there too).
+    """
+
+    def __init__(self, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(
+            name="scale", shape=(input_shape[-1],), initializer="ones"
+        )
+
+    def call(self, h, node_mask):
+        mask = _as_bool_mask(node_mask)
+        h = _zero_padded(h, mask)
+        entries = tf.cast(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1), h.dtype)
+        entries = tf.maximum(entries * h.shape[-1], 1.0)[:, None, None]
+        mean = tf.reduce_sum(h, axis=[1, 2], keepdims=True) / entries
+        centred = _zero_padded(h - mean, mask)
+        variance = tf.reduce_sum(tf.square(centred), axis=[1, 2], keepdims=True)
+        return self.scale * centred * tf.math.rsqrt(variance / entries + self.epsilon)
+
+
 class GraphPropagation(keras.layers.Layer):
     """Node feature propagation (eq. 7): h = sigma(A_hat c W + b).
 
     call(c, adjacency, node_mask): c [B, N, F_in], adjacency A_hat [B, N, N],
     node_mask [B, N] -> h [B, N, F], zero at padded nodes. F = filters, or
     F_in when filters is None: then W is the node convolution's kernel
-    (already inside c) and only the bias is learnt here. normalize=True
-    layer-normalises every real node over its F features after sigma (with a
-    learnt scale and offset), so each level hands on unit-scale features.
-    residual=True computes h = sigma(A_hat c W + c W + b).
+    (already inside c) and only the bias is learnt here. normalization
+    after sigma: "node" layer-normalises every real node over its F features
+    (learnt scale and offset), "graph" normalises each graph as a whole
+    (GraphNormalization), None leaves h as it is. residual=True computes
+    h = sigma(A_hat c W + c W + b).
     """
 
     def __init__(
@@ -376,7 +418,7 @@ class GraphPropagation(keras.layers.Layer):
         filters=None,
         activation="relu",
         use_bias=True,
-        normalize=False,
+        normalization=None,
         residual=False,
         **kwargs,
     ):
@@ -384,11 +426,17 @@ class GraphPropagation(keras.layers.Layer):
         self.filters = None if filters is None else int(filters)
         self.activation = keras.activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.normalize = bool(normalize)
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"normalization={normalization!r}: use one of {NORMALIZATIONS}"
+            )
+        self.normalization = normalization
         self.residual = bool(residual)
-        self.norm = (
-            keras.layers.LayerNormalization(name="norm") if self.normalize else None
-        )
+        self.norm = {
+            None: None,
+            "node": keras.layers.LayerNormalization(name="norm"),
+            "graph": GraphNormalization(name="norm"),
+        }[normalization]
 
     def build(self, input_shape):
         dim = input_shape[-1]
@@ -415,8 +463,10 @@ class GraphPropagation(keras.layers.Layer):
         if self.use_bias:
             h = h + self.bias
         h = self.activation(h)  # eq. 7
-        if self.norm is not None:
+        if self.normalization == "node":
             h = self.norm(h)
+        elif self.normalization == "graph":
+            h = self.norm(h, mask)
         return _zero_padded(h, mask)
 
 
@@ -424,10 +474,10 @@ class _GraphLevel(keras.layers.Layer):
     """What every level shares: node convolution, adjacency, propagation.
 
     Subclasses make the pooled nodes p (the graph) and the convolved nodes c
-    (the messages) and call `propagate`. centre_adjacency and normalize (both
-    True by default) are the choices of the module docstring; False gives
-    the literal eqs. 1 and 7. residual adds each node's own message to eq. 7
-    ("Propagation" in the module docstring).
+    (the messages) and call `propagate`. centre_adjacency and normalization
+    ("node" by default) are the choices of the module docstring; False and
+    None give the literal eqs. 1 and 7. residual adds each node's own
+    message to eq. 7 ("Propagation" in the module docstring).
     """
 
     def __init__(
@@ -435,7 +485,7 @@ class _GraphLevel(keras.layers.Layer):
         filters,
         kernel,
         centre_adjacency=True,
-        normalize=True,
+        normalization="node",
         residual=False,
         **kwargs,
     ):
@@ -443,14 +493,16 @@ class _GraphLevel(keras.layers.Layer):
         self.filters = int(filters)
         self.kernel = int(kernel)
         self.centre_adjacency = bool(centre_adjacency)
-        self.normalize = bool(normalize)
+        self.normalization = normalization
         self.residual = bool(residual)
         self.convolution = NodeConvolution(filters, kernel, name="convolution")
         self.adjacency = NormalizedAdjacency(
             centre=self.centre_adjacency, name="adjacency"
         )
         self.propagation = GraphPropagation(
-            normalize=self.normalize, residual=self.residual, name="propagation"
+            normalization=self.normalization,
+            residual=self.residual,
+            name="propagation",
         )
 
     def build(self, input_shape):
@@ -568,8 +620,9 @@ class DCGNEncoder(keras.layers.Layer):
 
     DCGNEncoder(config: configs.DCGNConfig, max_frames): dcgn_levels levels of
     dcgn_filters filters, kernel dcgn_kernel, dcgn_pooling, dcgn_shots shots,
-    dcgn_propagation (residual: no layer normalisation, whatever normalize
-    says).
+    dcgn_propagation (PROPAGATION_FORMS). normalize=False drops the
+    propagation's normalisation (with centre_adjacency=False, the literal
+    eqs. 1 and 7).
 
     call(frames, num_frames, shot_boundaries=None):
       frames [B, T, D], num_frames int [B], shot_boundaries int
@@ -602,10 +655,10 @@ class DCGNEncoder(keras.layers.Layer):
         widths = [config.dcgn_filters] * (self.levels - 1)
         widths.append(config.readout_filters(self.max_frames))
         self.filters = widths[-1]
-        residual = config.dcgn_propagation == "residual"
+        normalization, residual = PROPAGATION_FORMS[config.dcgn_propagation]
         choices = dict(
             centre_adjacency=centre_adjacency,
-            normalize=normalize and not residual,
+            normalization=normalization if normalize else None,
             residual=residual,
         )
         self.shot_level = None

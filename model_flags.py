@@ -155,7 +155,8 @@ def define(flag_values=flags.FLAGS):
         list(configs.DCGNConfig.PROPAGATIONS),
         "DCGN propagation: layer_norm, eq. 7 then a layer normalisation per "
         "node; residual, eq. 7 plus each node's own message (keeps where in "
-        "the video a node is; docs/dcgn_learning.md).",
+        "the video a node is); residual_graph_norm, the residual form "
+        "normalised over each video's whole graph (docs/dcgn_learning.md).",
         **fv,
     )
 

@@ -354,6 +354,19 @@ def make_rows(args):
             ),
             fixed_shots,
         ),
+        "dcgn_graph_norm": (
+            "DCGN attention, residual_graph_norm",
+            product("DCGNModel", dcgn("attention", propagation="residual_graph_norm")),
+            no_shots,
+        ),
+        "dcgn_graph_norm_shots": (
+            f"DCGN attention, residual_graph_norm, {args.shots} shots",
+            product(
+                "DCGNModel",
+                dcgn("attention", *shots, propagation="residual_graph_norm"),
+            ),
+            shots,
+        ),
         "conv": (
             "Strided Conv1D reference",
             lambda c: StridedConvReference(args.levels, args.filters, 3, c),

@@ -258,7 +258,13 @@ def test_average_level_matches_numpy(choices):
     rng = _rng(5)
     h = rng.normal(size=(2, 10, 4)).astype("float32")
     mask = np.array([[1] * 10, [1] * 4 + [0] * 6], bool)
-    level = dl.DCGNLevel(5, K, "average", centre_adjacency=choices, normalize=choices)
+    level = dl.DCGNLevel(
+        5,
+        K,
+        "average",
+        centre_adjacency=choices,
+        normalization="node" if choices else None,
+    )
     out, mask_out = level(h, mask)
     _random_bias(level, rng)
     out = level(h, mask)[0].numpy()
@@ -474,6 +480,37 @@ def test_levels_keep_nodes_apart_and_at_unit_scale():
     # normalisation, and its activations neither vanish nor blow up.
     between, scale = last_level(True, "residual")
     assert between > 0.2 and 0.1 < scale < 2.0
+    between, scale = last_level(True, "residual_graph_norm")
+    assert between > 0.2 and 0.5 < scale < 2.0
+
+
+def test_graph_normalization_spans_each_graphs_real_nodes_and_features():
+    rng = _rng(17)
+    h = rng.gamma(2.0, size=(3, 5, 4)).astype("float32")
+    h[0, 4] = np.nan  # padded garbage
+    mask = np.array([[1, 1, 1, 1, 0], [1, 0, 1, 0, 1], [0, 0, 1, 0, 0]], bool)
+    layer = dl.GraphNormalization()
+    layer(h, mask)
+    scale = rng.uniform(0.5, 2.0, size=4).astype("float32")
+    layer.scale.assign(scale)
+    out = layer(h, mask).numpy()
+    for b in range(3):
+        real = h[b][mask[b]]
+        expected = scale * (real - real.mean()) / np.sqrt(real.var() + 1e-6)
+        np.testing.assert_allclose(out[b][mask[b]], expected, rtol=1e-4, atol=1e-5)
+        assert np.all(out[b][~mask[b]] == 0.0)
+    # One scale for the whole graph: scaling the graph changes nothing, but
+    # a node twice as strong as another stays apart from it (a layer
+    # normalisation per node maps both to the same vector).
+    doubled = h.copy()
+    doubled[1, 2] = 2 * h[1, 0]
+    out = layer(doubled, mask).numpy()
+    np.testing.assert_allclose(layer(3 * doubled, mask).numpy(), out, atol=1e-5)
+    assert np.abs(out[1, 2] - out[1, 0]).max() > 0.1
+
+
+def test_propagation_names_match_their_forms():
+    assert set(dl.PROPAGATION_FORMS) == set(configs.DCGNConfig.PROPAGATIONS)
 
 
 def test_residual_propagation_adds_each_nodes_own_message():
@@ -525,9 +562,9 @@ def test_every_weight_gets_a_gradient(pooling, num_shots, propagation):
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(encoder(frames, num_frames, bounds) * target)
     grads = tape.gradient(loss, encoder.trainable_weights)
-    # Per level: kernel, bias, normalisation scale and offset (layer_norm
-    # only), attention kernel (attention only).
-    per_level = {"residual": 2, "layer_norm": 4}[propagation]
+    # Per level: kernel, bias, normalisation scale (and offset for
+    # layer_norm), attention kernel (attention only).
+    per_level = {"residual": 2, "layer_norm": 4, "residual_graph_norm": 3}[propagation]
     expected = (per_level + (pooling == "attention")) * 2
     if num_shots:
         expected -= {"average": 0, "attention": 1}[pooling]
