@@ -6,7 +6,8 @@ One DCGN level turns a graph of N nodes into a graph of ceil(N/K) nodes:
     c = NodeConvolution(h)           eq. 6, a K x D kernel with stride K
     A = NormalizedAdjacency(p)       eq. 1 on centred nodes, normalised as in eq. 7
     h' = GraphPropagation(c, A)      eq. 7, then a layer normalisation per node
-                                     (or, residual, eq. 7 plus c W)
+                                     (or, residual, eq. 7 plus c W, normalised
+                                     over the whole graph or not at all)
 
 `ShotLevel` is the shot-aided first level (eqs. 10-11) and `DCGNEncoder` stacks
 the levels into a fixed-size video representation for the MoE head.
@@ -77,10 +78,13 @@ Decisions the paper leaves open:
   `residual` adds each node's own message, h = sigma(A_hat c W + c W + b),
   a deviation from eq. 7, and drops the layer normalisation (with the
   residual the activations no longer shrink level by level, and the
-  normalisation cost counting tasks 0.03). Its harness rows are in
-  docs/dcgn_learning.md; it is not the default because at a learning rate
-  of 0.01 with 5 levels (tests/test_dcgn_learning.py) it learnt less than
-  frame averaging.
+  normalisation cost counting tasks 0.03). At a learning rate of 0.01 it
+  learnt no more than frame averaging (tests/test_dcgn_learning.py's data,
+  5 levels). `residual_graph_norm` normalises the residual form over each
+  video's whole graph (`GraphNormalization`): centred and scaled, which
+  the larger rate needs, while a node keeps its strength relative to the
+  others, which a per-node normalisation erases. Each form's harness rows,
+  at both rates, are in docs/dcgn_learning.md.
 * W in eq. 7 is the convolution kernel of eq. 6 (the paper writes W^l for
   both). A second weight right after the convolution would only multiply
   into the first one, since A mixes nodes and W mixes features and the two

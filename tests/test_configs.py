@@ -1,6 +1,9 @@
 """Typed model configs: built from the flags, saved and read back, compared."""
 
+import dataclasses
+
 from absl import flags
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -134,17 +137,25 @@ def test_every_dcgn_configuration_the_flags_accept_is_built_or_refused_clearly()
                 nodes = body.level_nodes(300)
                 assert nodes[-1] * body.readout_filters(300) >= frame_width
                 if levels == 2 and pooling == "average":
-                    model = models.build_model(config)
                     batch = model_testing.make_batch(True, max_frames=300)
                     if shots:
                         batch["shot_boundaries"] = tf.constant(
                             [[0] + [1] * shots] * 4, tf.int32
                         )
-                    assert model(batch)["predictions"].shape == (4, model.num_classes)
+                    for propagation in configs.DCGNConfig.PROPAGATIONS:
+                        model = models.build_model(
+                            dataclasses.replace(
+                                config,
+                                body=dataclasses.replace(
+                                    body, dcgn_propagation=propagation
+                                ),
+                            )
+                        )
+                        predictions = model(batch)["predictions"]
+                        assert predictions.shape == (4, model.num_classes)
+                        assert np.all(np.isfinite(predictions.numpy()))
     assert built and refused
 
 
 def with_levels(body, levels):
-    import dataclasses
-
     return dataclasses.replace(body, dcgn_levels=levels)
