@@ -50,6 +50,7 @@ import kts  # noqa: E402
 import losses  # noqa: E402
 import models  # noqa: E402
 import training  # noqa: E402
+import video_level_models  # noqa: E402
 
 NUM_SCENES = 12
 # The tasks whose labels make up "mixed", a 40-class task of inter-shot
@@ -235,9 +236,14 @@ def batches(split, batch_size, rng):
 
 
 class StridedConvReference(keras.Model):
-    """A plain strided Conv1D stack + Dense: the reference outside DCGN's code."""
+    """A plain strided Conv1D stack + Dense: the reference outside DCGN's code.
 
-    def __init__(self, levels, filters, kernel, num_classes):
+    moe_head=True ends it in the head every model of this project ends in
+    (the starter's 2-mixture MoE) instead of Dense(256) + sigmoid, to tell
+    what the body learns from what the head adds.
+    """
+
+    def __init__(self, levels, filters, kernel, num_classes, moe_head=False):
         super().__init__()
         self.convs = [
             keras.layers.Conv1D(
@@ -246,14 +252,23 @@ class StridedConvReference(keras.Model):
             for _ in range(levels)
         ]
         self.flatten = keras.layers.Flatten()
-        self.hidden = keras.layers.Dense(256, activation="relu")
-        self.out = keras.layers.Dense(num_classes, activation="sigmoid")
+        if moe_head:
+            self.head = video_level_models.make_classifier(
+                "MoeModel", num_classes, configs.HeadConfig()
+            )
+        else:
+            self.head = keras.Sequential(
+                [
+                    keras.layers.Dense(256, activation="relu"),
+                    keras.layers.Dense(num_classes, activation="sigmoid"),
+                ]
+            )
 
     def call(self, batch, training=None):
         x = tf.math.l2_normalize(batch["video_matrix"], axis=-1)
         for conv in self.convs:
             x = conv(x)
-        return {"predictions": self.out(self.hidden(self.flatten(x)))}
+        return {"predictions": self.head(self.flatten(x))}
 
 
 class ShareOracle(keras.Model):
@@ -370,6 +385,13 @@ def make_rows(args):
         "conv": (
             "Strided Conv1D reference",
             lambda c: StridedConvReference(args.levels, args.filters, 3, c),
+            no_shots,
+        ),
+        "conv_moe": (
+            "Strided Conv1D reference, MoE head",
+            lambda c: StridedConvReference(
+                args.levels, args.filters, 3, c, moe_head=True
+            ),
             no_shots,
         ),
         "ceiling": ("Averaging ceiling (share MLP)", ShareOracle, no_shots),

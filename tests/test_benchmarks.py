@@ -1,4 +1,4 @@
-"""The accelerator benchmark runs end to end at a tiny size."""
+"""The benchmark scripts run end to end at a tiny size."""
 
 import os
 import sys
@@ -42,3 +42,33 @@ def test_accelerator_benchmark_times_every_model_both_ways(extra):
     ]
     assert all(memory > 0 and pipeline > 0 for _, memory, pipeline in rows)
     assert table.count("\n| ") == 4  # header and three models
+
+
+def test_learning_harness_trains_every_row_and_writes_its_table():
+    import argparse
+
+    import dcgn_learning
+
+    args = argparse.Namespace(
+        tasks=["counting"],
+        seeds=1,
+        features=8,
+        max_frames=60,
+        noise=0.3,
+        train_videos=48,
+        test_videos=24,
+        steps=2,
+        batch_size=16,
+        learning_rate=0.001,
+        levels=2,
+        filters=4,
+        shots=9,
+        output="",
+    )
+    args.rows = list(dcgn_learning.make_rows(args))
+    rows, results = dcgn_learning.run(args)
+    assert set(results) == {("counting", row) for row in args.rows}
+    assert all(0.0 <= gaps[0] <= 1.0 for gaps in results.values())
+    table = dcgn_learning.markdown(args, rows, results)
+    for row in args.rows:
+        assert f"| {rows[row][0]} |" in table
