@@ -61,8 +61,8 @@ Decisions the paper leaves open:
   0.62, 0.57, 0.45 with the normalisation below). A graph of
   one real node keeps only its self-loop; two real nodes are opposite after
   centring and share no edge.
-* Normalisation inside a level (`normalize`, default on; the paper names no
-  activation scale): after sigma, each real node is layer-normalised over its
+* Normalisation inside a level (`normalization="node"`, the default; the
+  paper names no activation scale): after sigma, each real node is layer-normalised over its
   features with a learnt scale and offset. Without it the activations'
   scale fell about 2x per level (std 0.18 at the L2-normalised input, 0.05,
   0.03, 0.02, 0.013, 0.006 after five levels of 64 filters), so the MoE head
