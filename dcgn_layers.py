@@ -395,13 +395,16 @@ class GraphNormalization(keras.layers.Layer):
 
     def call(self, h, node_mask):
         mask = _as_bool_mask(node_mask)
-        h = _zero_padded(h, mask)
-        entries = tf.cast(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1), h.dtype)
-        entries = tf.maximum(entries * h.shape[-1], 1.0)[:, None, None]
-        mean = tf.reduce_sum(h, axis=[1, 2], keepdims=True) / entries
-        centred = _zero_padded(h - mean, mask)
+        # Moments in float32 under mixed precision: bfloat16 sums over a
+        # graph's nodes x features (100 x 1024 at full size) lose the mean.
+        x = _zero_padded(tf.cast(h, tf.float32), mask)
+        entries = tf.cast(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1), tf.float32)
+        entries = tf.maximum(entries * x.shape[-1], 1.0)[:, None, None]
+        mean = tf.reduce_sum(x, axis=[1, 2], keepdims=True) / entries
+        centred = _zero_padded(x - mean, mask)
         variance = tf.reduce_sum(tf.square(centred), axis=[1, 2], keepdims=True)
-        return self.scale * centred * tf.math.rsqrt(variance / entries + self.epsilon)
+        normalized = centred * tf.math.rsqrt(variance / entries + self.epsilon)
+        return tf.cast(normalized, h.dtype) * tf.cast(self.scale, h.dtype)
 
 
 class GraphPropagation(keras.layers.Layer):

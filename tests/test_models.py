@@ -35,6 +35,14 @@ TINY = {
             dcgn_levels=2, dcgn_filters=8, dcgn_pooling="attention", dcgn_shots=4
         )
     },
+    "DCGNModel:residual_graph_norm:4": {
+        "body": configs.DCGNConfig(
+            dcgn_levels=2,
+            dcgn_filters=8,
+            dcgn_shots=4,
+            dcgn_propagation="residual_graph_norm",
+        )
+    },
     "LogisticModel": {},
     "MoeModel": {"head": configs.HeadConfig(moe_num_mixtures=3)},
 }
@@ -259,7 +267,14 @@ def train_losses(name, policy="float32", jit_compile=False, steps=12):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "name", ["DbofModel", "GruModel", "DCGNModel:attention:4", "MoeModel"]
+    "name",
+    [
+        "DbofModel",
+        "GruModel",
+        "DCGNModel:attention:4",
+        "DCGNModel:residual_graph_norm:4",
+        "MoeModel",
+    ],
 )
 def test_xla_and_bfloat16_train_to_the_same_loss(name):
     reference = train_losses(name)
