@@ -439,11 +439,11 @@ class GraphPropagation(keras.layers.Layer):
             )
         self.normalization = normalization
         self.residual = bool(residual)
-        self.norm = {
-            None: None,
-            "node": keras.layers.LayerNormalization(name="norm"),
-            "graph": GraphNormalization(name="norm"),
-        }[normalization]
+        self.norm = None
+        if normalization == "node":
+            self.norm = keras.layers.LayerNormalization(name="norm")
+        elif normalization == "graph":
+            self.norm = GraphNormalization(name="norm")
 
     def build(self, input_shape):
         dim = input_shape[-1]

@@ -322,6 +322,31 @@ def make_rows(args):
     no_shots = (0, 0.0)
     shots = (args.shots, configs.DCGNConfig.dcgn_kts_penalty)
     fixed_shots = (args.shots, 0.0)
+    # The other propagations, each as DCGN average, attention, and attention
+    # over shots (proportional and fixed-m KTS).
+    alternatives = {}
+    for prefix, propagation in (
+        ("dcgn_residual", "residual"),
+        ("dcgn_graph_norm", "residual_graph_norm"),
+    ):
+        for suffix, pooling, shot_choice, what in (
+            ("_average", "average", no_shots, ""),
+            ("", "attention", no_shots, ""),
+            ("_shots", "attention", shots, f", {args.shots} shots"),
+            (
+                "_fixed_shots",
+                "attention",
+                fixed_shots,
+                f", {args.shots} shots, fixed-m KTS",
+            ),
+        ):
+            alternatives[prefix + suffix] = (
+                f"DCGN {pooling}, {propagation}{what}",
+                product(
+                    "DCGNModel", dcgn(pooling, *shot_choice, propagation=propagation)
+                ),
+                shot_choice,
+            )
     return {
         "average": (
             "Average pooling",
@@ -347,41 +372,7 @@ def make_rows(args):
             product("DCGNModel", dcgn("attention", *fixed_shots)),
             fixed_shots,
         ),
-        "dcgn_residual_average": (
-            "DCGN average, residual propagation",
-            product("DCGNModel", dcgn("average", propagation="residual")),
-            no_shots,
-        ),
-        "dcgn_residual": (
-            "DCGN attention, residual propagation",
-            product("DCGNModel", dcgn("attention", propagation="residual")),
-            no_shots,
-        ),
-        "dcgn_residual_shots": (
-            f"DCGN attention, residual propagation, {args.shots} shots",
-            product("DCGNModel", dcgn("attention", *shots, propagation="residual")),
-            shots,
-        ),
-        "dcgn_residual_fixed_shots": (
-            f"DCGN attention, residual propagation, {args.shots} shots, fixed-m KTS",
-            product(
-                "DCGNModel", dcgn("attention", *fixed_shots, propagation="residual")
-            ),
-            fixed_shots,
-        ),
-        "dcgn_graph_norm": (
-            "DCGN attention, residual_graph_norm",
-            product("DCGNModel", dcgn("attention", propagation="residual_graph_norm")),
-            no_shots,
-        ),
-        "dcgn_graph_norm_shots": (
-            f"DCGN attention, residual_graph_norm, {args.shots} shots",
-            product(
-                "DCGNModel",
-                dcgn("attention", *shots, propagation="residual_graph_norm"),
-            ),
-            shots,
-        ),
+        **alternatives,
         "conv": (
             "Strided Conv1D reference",
             lambda c: StridedConvReference(args.levels, args.filters, 3, c),

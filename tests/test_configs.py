@@ -105,7 +105,6 @@ def test_every_dcgn_configuration_the_flags_accept_is_built_or_refused_clearly()
     import re
 
     import model_testing
-    import models
 
     built = refused = 0
     for levels in (2, 3, 4, 5):
@@ -137,24 +136,23 @@ def test_every_dcgn_configuration_the_flags_accept_is_built_or_refused_clearly()
                 nodes = body.level_nodes(300)
                 assert nodes[-1] * body.readout_filters(300) >= frame_width
                 if levels == 2 and pooling == "average":
-                    batch = model_testing.make_batch(True, max_frames=300)
-                    if shots:
-                        batch["shot_boundaries"] = tf.constant(
-                            [[0] + [1] * shots] * 4, tf.int32
-                        )
-                    for propagation in configs.DCGNConfig.PROPAGATIONS:
-                        model = models.build_model(
-                            dataclasses.replace(
-                                config,
-                                body=dataclasses.replace(
-                                    body, dcgn_propagation=propagation
-                                ),
-                            )
-                        )
-                        predictions = model(batch)["predictions"]
-                        assert predictions.shape == (4, model.num_classes)
-                        assert np.all(np.isfinite(predictions.numpy()))
+                    assert_every_propagation_predicts(config, shots)
     assert built and refused
+
+
+def assert_every_propagation_predicts(config, shots):
+    import model_testing
+    import models
+
+    batch = model_testing.make_batch(True, max_frames=300)
+    if shots:
+        batch["shot_boundaries"] = tf.constant([[0] + [1] * shots] * 4, tf.int32)
+    for propagation in configs.DCGNConfig.PROPAGATIONS:
+        body = dataclasses.replace(config.body, dcgn_propagation=propagation)
+        model = models.build_model(dataclasses.replace(config, body=body))
+        predictions = model(batch)["predictions"]
+        assert predictions.shape == (4, model.num_classes)
+        assert np.all(np.isfinite(predictions.numpy()))
 
 
 def with_levels(body, levels):
