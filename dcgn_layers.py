@@ -382,6 +382,10 @@ class GraphNormalization(keras.layers.Layer):
     graph of one node is normalised as that node alone. No learnt offset:
     a constant per feature would only add to the next level's convolution
     bias (its adjacency is centred, so the offset cancels there too).
+    Keras' GroupNormalization(groups=1) takes the same moments but has no
+    node mask: a video's padded nodes (zeros, or garbage up to NaN) would
+    enter its mean and variance, so a video's output would depend on
+    max_frames and on what its padding holds.
     """
 
     def __init__(self, epsilon=1e-6, **kwargs):
