@@ -152,7 +152,15 @@ class LstmModel(FrameLevelModel):
         mask = frame_mask(features, batch["num_frames"])
         x = features
         for layer in self.recurrent:
-            x = layer(x, mask=mask, training=training)
+            if not layer.built:
+                layer.build(x.shape)
+            # The weights are read once, here, and the recurrent loop captures
+            # the values: a weight read inside the loop is kept once per frame
+            # for the gradient, which under XLA (--jit_compile) is a copy per
+            # frame (docs/benchmarks.md).
+            values = [(w, tf.convert_to_tensor(w)) for w in layer.weights]
+            with keras.StatelessScope(state_mapping=values):
+                x = layer(x, mask=mask, training=training)
         return self.classifier(x)
 
 
