@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import sys
+import time
 
 from absl import app
 from absl import flags
@@ -176,3 +177,44 @@ def latest_checkpoint_step(train_dir):
             if found:
                 return checkpoint_step(found.group(1))
     return 0
+
+
+class Progress:
+    """A progress line for a count of work: done / total, rate, ETA.
+
+    The rate (and so the ETA) is measured from the first item finished on,
+    so that start-up (TensorFlow, loading a model) does not count against
+    the steady rate. Lines come at most every `every_secs` seconds, and
+    always for the last item.
+    """
+
+    def __init__(self, total, unit, every_secs=5.0, clock=time.monotonic):
+        self.total = total
+        self.unit = unit
+        self.every_secs = every_secs
+        self._clock = clock
+        self._first = None  # (time, done) when the first item finished
+        self._last_line = None
+
+    def update(self, done):
+        """Prints the line for `done` items if it is due; returns it or None."""
+        now = self._clock()
+        if self._first is None:
+            self._first = (now, done)
+        due = self._last_line is None or now - self._last_line >= self.every_secs
+        if not (due or done >= self.total):
+            return None
+        self._last_line = now
+        line = self.line(done, now)
+        say(line)
+        return line
+
+    def line(self, done, now):
+        text = f"{done}/{self.total} {self.unit}"
+        first_time, first_done = self._first
+        if now > first_time and done > first_done:
+            rate = (done - first_done) / (now - first_time)
+            text += f" | {rate:.3g} {self.unit}/s"
+            if done < self.total:
+                text += f" | ETA {format_duration((self.total - done) / rate)}"
+        return text

@@ -18,6 +18,7 @@ import atomic_files
 import configs
 import eval_util
 import losses
+import models
 import reader_errors
 import readers
 from cli import UsageError
@@ -224,6 +225,26 @@ def predict_batches(model, dataset):
     for batch in dataset:
         predictions = predict(batch)
         yield {key: value.numpy() for key, value in batch.items()}, predictions.numpy()
+
+
+def checkpoint_predictions(
+    train_dir, data_pattern, batch_size, segment_mode=None, segment_size=5
+):
+    """Yields (batch, predictions) of train_dir's latest checkpoint, as numpy.
+
+    segment_mode as in program_reader: None scores videos, "every" scores
+    each segment_size-frame segment (ids "<video id>:<start frame>").
+    """
+    config = load_model_config(train_dir)
+    latest = tf.train.latest_checkpoint(train_dir)
+    if latest is None:
+        raise UsageError(f"no checkpoint in {train_dir}.")
+    model = restore(models.build_model(config), latest)
+    reader = program_reader(config, segment_mode, segment_size)
+    dataset = explained_batches(
+        make_dataset(config, data_pattern, batch_size, reader), data_pattern
+    )
+    yield from predict_batches(model, dataset)
 
 
 def evaluate(model, dataset, loss_name="CrossEntropyLoss", top_k=20):

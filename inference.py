@@ -24,7 +24,6 @@ import atomic_files
 import cli
 import common
 import eval_util
-import models
 import reader_errors
 import tfrecord_files
 
@@ -113,23 +112,6 @@ def format_row(video_id, predictions, top_k):
     row = io.StringIO()
     csv.writer(row, lineterminator="\n").writerow([decode_id(video_id), pairs])
     return row.getvalue()
-
-
-def checkpoint_predictions(train_dir):
-    config = common.load_model_config(train_dir)
-    latest = tf.train.latest_checkpoint(train_dir)
-    if latest is None:
-        raise cli.UsageError(f"no checkpoint in {train_dir}.")
-    model = common.restore(models.build_model(config), latest)
-    reader = common.program_reader(
-        config, "every" if FLAGS.segment_labels else None, FLAGS.segment_size
-    )
-    dataset = common.explained_batches(
-        common.make_dataset(config, FLAGS.input_data_pattern, FLAGS.batch_size, reader),
-        FLAGS.input_data_pattern,
-    )
-    for batch, predictions in common.predict_batches(model, dataset):
-        yield batch["video_ids"], predictions
 
 
 def saved_model_predictions():
@@ -271,7 +253,16 @@ def main(unused_argv):
             )
         predictions = saved_model_predictions()
     else:
-        predictions = checkpoint_predictions(train_dir)
+        predictions = (
+            (batch["video_ids"], scores)
+            for batch, scores in common.checkpoint_predictions(
+                train_dir,
+                FLAGS.input_data_pattern,
+                FLAGS.batch_size,
+                "every" if FLAGS.segment_labels else None,
+                FLAGS.segment_size,
+            )
+        )
     if FLAGS.segment_labels:
         class_ids = read_class_ids(
             FLAGS.segment_label_ids_file,
