@@ -29,6 +29,7 @@ import csv
 import dataclasses
 import multiprocessing
 import os
+import signal
 import sys
 
 if __package__ in (None, ""):
@@ -265,7 +266,18 @@ def _record(video, features, settings):
 def _start_worker(threads):
     import tensorflow as tf
 
+    # Ctrl-C reaches the whole process group: the parent alone handles it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     tf.config.threading.set_intra_op_parallelism_threads(threads)
+
+
+class _Stopped(Exception):
+    """SIGINT or SIGTERM arrived; the number is the signal's."""
+
+
+def _raise_stopped(number, frame):
+    del frame
+    raise _Stopped(number)
 
 
 # --- the program ------------------------------------------------------------
@@ -375,6 +387,8 @@ def _write_shards(todo, remaining, settings):
     results, pool = _results(settings, remaining)
     totals = {"videos": 0, "written": 0, "skipped": [], "seconds": {}}
     progress = cli.Progress(len(remaining), "videos")
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, _raise_stopped)
     try:
         for path, members in todo:
             with atomic_files.atomic_path(path) as tmp:
@@ -388,12 +402,13 @@ def _write_shards(todo, remaining, settings):
                                 totals["seconds"].get(part, 0.0) + value
                             )
                         progress.update(totals["videos"])
-    except KeyboardInterrupt:
-        raise cli.UsageError(_kept_message("stopped", todo)) from None
+    except _Stopped as stop:
+        cli.say(f"{cli.signal_name(stop.args[0])}: stopped. " + _kept_message(todo))
+        sys.exit(128 + stop.args[0])
     except OSError as error:
         raise cli.UsageError(
             f"could not write {error.filename or path}: {error.strerror}. "
-            + _kept_message("", todo)
+            + _kept_message(todo)
         ) from None
     finally:
         if pool is not None:
@@ -401,9 +416,12 @@ def _write_shards(todo, remaining, settings):
     return totals
 
 
-def _kept_message(prefix, todo):
+def _kept_message(todo):
     done = sum(1 for path, _ in todo if os.path.exists(path))
-    return f"{prefix} the shards finished so far ({done}) are kept; run the same command again to go on."
+    return (
+        f"The {done} shard(s) finished in this run are kept; the same command "
+        "goes on from them."
+    )
 
 
 def _take(video, record, problem, had_audio, totals, writer):

@@ -621,3 +621,79 @@ def test_progress_rate_and_eta_leave_out_the_start_up(capsys):
     now[0] = 107.0
     assert progress.update(10) == "10/10 videos | 1.29 videos/s"
     assert capsys.readouterr().out.count("\n") == 3
+
+
+def _features(num_frames, audio=True):
+    rng = np.random.default_rng(num_frames)
+    rgb = rng.uniform(-1, 1, (num_frames, 1024)).astype(np.float32)
+    sound = rng.uniform(-1, 1, (num_frames, 128)).astype(np.float32)
+    return feature_extractor.VideoFeatures(
+        rgb=quantization.encode(rgb),
+        mean_rgb=rgb.mean(0),
+        audio=quantization.encode(sound) if audio else None,
+        mean_audio=sound.mean(0) if audio else None,
+        seconds={},
+    )
+
+
+def test_video_level_records_read_as_the_dataset_s(tmp_path):
+    from feature_extractor import extract_tfrecords_main as main
+
+    settings = main.Settings(
+        "", 1, 300, audio=False, record=main.RecordFormat(frame_level=False)
+    )
+    features = _features(4, audio=False)
+    record = main._record(main.Video(0, "clip.mp4", (2, 3), 1), features, settings)
+    path = str(tmp_path / "video.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        writer.write(record)
+    reader = readers.YT8MAggregatedFeatureReader(
+        num_classes=4,
+        feature_names=["mean_rgb", "mean_audio"],
+        feature_sizes=[1024, 128],
+    )
+    batch = next(iter(reader.dataset(path, batch_size=1)))
+    np.testing.assert_allclose(
+        batch["video_matrix"][0, :1024], features.mean_rgb, rtol=1e-6
+    )
+    assert (
+        not batch["video_matrix"][0, 1024:].numpy().any()
+    )  # zero audio, as the starter
+    np.testing.assert_array_equal(batch["labels"][0], [0, 0, 1, 1])
+    assert batch["video_ids"][0] == b"clip.mp4"
+
+
+@pytest.mark.slow
+def test_sigterm_keeps_finished_shards_and_leaves_no_partial_file(
+    videos, model_dir, tmp_path
+):
+    import subprocess
+    import sys
+
+    lines = (videos / "videos.csv").read_text().splitlines() * 8
+    (tmp_path / "many.csv").write_text("\n".join(lines) + "\n")
+    output = tmp_path / "out" / "f.tfrecord"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            EXTRACT,
+            f"--input_videos_csv={tmp_path}/many.csv",
+            f"--output_tfrecords_file={output}",
+            f"--model_dir={model_dir}",
+            "--num_shards=40",
+            "--noaudio_features",
+        ],
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert process.stdout.readline().startswith("1/40 videos")
+    process.terminate()
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert "SIGTERM: stopped." in stdout and "Traceback" not in stderr
+    written = os.listdir(output.parent)
+    assert written and all(name.startswith("f-000") for name in written)
+    assert len(written) < 40
