@@ -35,6 +35,9 @@ import sys
 if __package__ in (None, ""):
     # Run as a script (as the starter's was): import from the project root.
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# TensorFlow's C++ start-up lines (CPU features, the 2015 graph's older
+# producer version) say nothing to act on; an explicit setting still wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 

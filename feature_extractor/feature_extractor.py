@@ -12,12 +12,11 @@ The 2015 graph on TensorFlow 2: it imports, but its batch normalisations are
 version 9; TF 2.21 refuses to run it inside a function ("not available in
 GraphDef version 2474"). Each such node is rewritten into the op's own
 formula, (t - mean) * rsqrt(variance + epsilon) [* gamma] + beta, before
-the graph is imported. The graph is run as a TF 2 function
-(tf.compat.v1.wrap_function), with no session, on a batch of frames: the
-frames go in where the graph's own decoded, cast and batched image goes in
-(the input of its `ResizeBilinear`), and the 2048 values are read from
-`pool_3`, the input of `pool_3/_reshape`, whose fixed [1, 2048] shape
-allows one frame only.
+the graph is imported. The graph then runs as a TF 2 function
+(tf.compat.v1.wrap_function), with no session, fed one frame at a time at
+`DecodeJpeg:0` as the starter fed it: batches of frames (fed where the
+graph's own batched frame enters its resize) were slower on 2 CPU cores
+(docs/feature_extraction.md).
 """
 
 import dataclasses
@@ -38,9 +37,6 @@ DEFAULT_MODEL_DIR = os.path.join(os.path.expanduser("~"), "yt8m")
 BOTTLENECK_SIZE = 2048
 RGB_SIZE = 1024
 AUDIO_SIZE = vggish.EMBEDDING_SIZE
-# Frames per call of the network: a batch amortises the call without holding
-# more than a few hundred MB of float frames at 1080p.
-FRAMES_PER_CALL = 16
 
 
 class YouTube8MFeatureExtractor:
@@ -59,12 +55,7 @@ class YouTube8MFeatureExtractor:
     def pool_3(self, frames_rgb):
         """uint8 [N, H, W, 3] RGB frames -> float32 [N, 2048] (Inception's pool_3)."""
         frames_rgb = np.asarray(frames_rgb, np.uint8)
-        return np.concatenate(
-            [
-                self._pool_3(tf.constant(frames_rgb[i : i + FRAMES_PER_CALL])).numpy()
-                for i in range(0, len(frames_rgb), FRAMES_PER_CALL)
-            ]
-        )
+        return np.stack([self._pool_3(tf.constant(f)).numpy()[0] for f in frames_rgb])
 
     def apply_pca(self, frame_features):
         """[..., 2048] -> [..., 1024]: centre, project, whiten."""
@@ -169,41 +160,34 @@ def _load_pca(mean_path, eigenvals_path, eigenvecs_path):
     return mean[:, 0], eigenvals[:RGB_SIZE, 0], eigenvecs.T[:, :RGB_SIZE].copy()
 
 
-def _tensor_name(node_input):
-    return node_input if ":" in node_input else node_input + ":0"
-
-
 def _load_inception(path):
-    """The graph's pool_3 as a TF 2 function of uint8 [N, H, W, 3] frames."""
+    """The graph as a TF 2 function: uint8 [H, W, 3] frame -> [1, 2048] pool_3."""
     try:
         with open(path, "rb") as f:
             graph_def = tf.compat.v1.GraphDef.FromString(f.read())
     except (OSError, DecodeError) as error:
         raise assets.damaged(assets.INCEPTION, path, error) from None
-    nodes = {node.name: node for node in graph_def.node}
-    resizes = [node for node in graph_def.node if node.op == "ResizeBilinear"]
-    if "pool_3/_reshape" not in nodes or len(resizes) != 1:
+    names = {node.name for node in graph_def.node}
+    if not {"DecodeJpeg", "pool_3/_reshape"} <= names:
         raise assets.damaged(
             assets.INCEPTION,
             path,
-            "it has no pool_3/_reshape or not one ResizeBilinear, so it is not "
-            "the Inception-v3 graph",
+            "it has no DecodeJpeg or pool_3/_reshape, so it is not the "
+            "Inception-v3 graph",
         )
-    pool_3 = nodes["pool_3/_reshape"].input[0]
-    image_input = _tensor_name(resizes[0].input[0])
     _rewrite_global_batch_norms(graph_def)
 
-    def pool_3_of(frames):
+    def pool_3_of(frame):
         (pooled,) = tf.graph_util.import_graph_def(
             graph_def,
-            input_map={image_input: tf.cast(frames, tf.float32)},
-            return_elements=[_tensor_name(pool_3)],
+            input_map={"DecodeJpeg:0": frame},
+            return_elements=["pool_3/_reshape:0"],
             name="",
         )
-        return tf.reshape(pooled, [-1, BOTTLENECK_SIZE])
+        return pooled
 
     return tf.compat.v1.wrap_function(
-        pool_3_of, [tf.TensorSpec([None, None, None, 3], tf.uint8)]
+        pool_3_of, [tf.TensorSpec([None, None, 3], tf.uint8)]
     )
 
 
