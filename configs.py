@@ -54,13 +54,13 @@ class DCGNConfig:
     # C of eq. (8): cuts where it says the frames change, then even splits
     # up to dcgn_shots (kts.shot_boundaries); 0 is the exact fixed-m KTS.
     dcgn_kts_penalty: float = 1.0
-    # How a level propagates (dcgn_layers.py, "Propagation"): "layer_norm",
-    # eq. 7 then a layer normalisation per node; "residual", eq. 7 plus each
-    # node's own message, no normalisation; "residual_graph_norm", the
-    # residual form normalised over each video's whole graph.
+    # How a level propagates (dcgn_layers.py, "Propagation forms"):
+    # "layer_norm", eq. 7 on centred nodes then a layer normalisation per
+    # node; "paper", eqs. 1 and 7 as printed; "residual", eq. 7 on centred
+    # nodes plus each node's own message, no normalisation.
     dcgn_propagation: str = "layer_norm"
 
-    PROPAGATIONS = ("layer_norm", "residual", "residual_graph_norm")
+    PROPAGATIONS = ("layer_norm", "paper", "residual")
 
     def level_nodes(self, max_frames, shots=None):
         """Node count after each level: a level maps N nodes to ceil(N / K).

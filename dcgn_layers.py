@@ -4,10 +4,8 @@ One DCGN level turns a graph of N nodes into a graph of ceil(N/K) nodes:
 
     p = GraphPooling(h)              eq. 4 (average) or eq. 5 (attention)
     c = NodeConvolution(h)           eq. 6, a K x D kernel with stride K
-    A = NormalizedAdjacency(p)       eq. 1 on centred nodes, normalised as in eq. 7
-    h' = GraphPropagation(c, A)      eq. 7, then a layer normalisation per node
-                                     (or, residual, eq. 7 plus c W, normalised
-                                     over the whole graph or not at all)
+    A = NormalizedAdjacency(p)       eq. 1, normalised as in eq. 7
+    h' = GraphPropagation(c, A)      eq. 7
 
 `ShotLevel` is the shot-aided first level (eqs. 10-11) and `DCGNEncoder` stacks
 the levels into a fixed-size video representation for the MoE head.
@@ -19,107 +17,60 @@ pattern inside a layer (empty shots may sit anywhere), except in `ShotLevel`
 and `DCGNEncoder`, whose frame masks are prefixes (the first num_frames
 frames are real).
 
-Decisions the paper leaves open:
+How the paper is read where it is open. The measurements behind each
+choice are in docs/dcgn_learning.md.
 
-* Node counts that K does not divide: the tail is padded with masked nodes up
-  to a multiple of K, so a level maps N nodes to ceil(N/K) nodes. A window is
-  a real node of the next level when it holds at least one real node.
-* Average pooling (eq. 4) divides by the number of real nodes in the window
-  rather than by K, so a partial tail window is the mean of what it holds.
-* Attention pooling (eq. 5) computes "a weight alpha for each feature of the
-  local consecutive sequence". The paper calls a frame's D-dimensional
-  vector a feature (section 2: "aggregate N D-dimensional features into one
-  D'-dimensional feature"), so each node of the window gets one weight:
-  scores h W_att with W_att [D, 1], a softmax over the window's real nodes,
-  p[i] = sum_k alpha[i, k] h[iK + k]. Eq. 5's bias b is left out: it adds
-  the same value to every score of a window, so the softmax cancels it (its
-  gradient is exactly zero). per_feature=True reads
-  "feature" as one dimension instead (W_att [D, D], a softmax per dimension);
-  at full size (batch 32 x 300 x 1152, 1024 filters) that D x D kernel made
-  a training step 1.8x as long as with average pooling, the per-node form
-  1.07x.
-* Adjacency: eq. 1's cosine is clamped at zero, A = max(cos, 0), and the
-  self-loop weight is 1. Dissimilar nodes then share no edge (the paper:
-  "similar ones have edge connected"), every real node has degree >= 1 so
-  D^-1/2 is finite. A zero vector has cosine 0 with every node (an isolated
-  node with only its self-loop). Padded nodes have zero rows and columns.
-  The normalised matrix D^-1/2 A D^-1/2 then has its eigenvalues in [-1, 1],
-  so propagation never amplifies activations.
-* Centring (DCGN levels; `centre=False` gives the literal eq. 1): the cosine
-  is taken between the nodes minus the mean of the graph's real nodes, a
-  correlation between nodes. The literal cosine of ReLU outputs is positive
-  for every pair, and whatever all nodes share (a video's overall look, the
-  bias) pushes it towards 1: on generated data, the mean cosine between
-  nodes was 0.15 for the frames, 0.63 after level 1, 0.97 after level 2 and
-  1.00 after level 3. A is then all ones, D^-1/2 A D^-1/2 the averaging
-  matrix, and every node became the video's mean node (over-smoothing: the
-  share of a level's variance that differs between nodes fell 0.84, 0.38,
-  0.03, 0.00). The graph then holds a frame average and no order. With
-  centring, a node is joined to the nodes that are more alike than the
-  video's average pair -- the paper's "similar ones have edge connected" --
-  and that share stays 0.48, 0.29, 0.20, 0.25 through the levels (0.70,
-  0.62, 0.57, 0.45 with the normalisation below). A graph of
-  one real node keeps only its self-loop; two real nodes are opposite after
-  centring and share no edge.
-* Normalisation inside a level (`normalization="node"`, the default; the
-  paper names no activation scale): after sigma, each real node is layer-normalised over its
-  features with a learnt scale and offset. Without it the activations'
-  scale fell about 2x per level (std 0.18 at the L2-normalised input, 0.05,
-  0.03, 0.02, 0.013, 0.006 after five levels of 64 filters), so the MoE head
-  saw features of size 0.01 and learnt slowly; with it every level hands on
-  unit-scale features. Its outputs are signed, so the next level's clamp at
-  zero does cut edges.
-* Propagation (`--dcgn_propagation`; default `layer_norm`, the two
-  choices above): eq. 7 replaces every node by a similarity-weighted mean
-  over the whole video. In a dense graph a node's own weight in that mean is
-  1 / its degree, so where in the video a node sits is blurred away: on the
-  harness's opening/closing-scene task DCGN stayed below a plain strided
-  convolution (0.43 vs 0.52 GAP) and rose to 0.46 with the identity as A.
-  `residual` adds each node's own message, h = sigma(A_hat c W + c W + b),
-  a deviation from eq. 7, and drops the layer normalisation (with the
-  residual the activations no longer shrink level by level, and the
-  normalisation cost counting tasks 0.03). At a learning rate of 0.01 it
-  learnt no more than frame averaging (tests/test_dcgn_learning.py's data,
-  5 levels). `residual_graph_norm` normalises the residual form over each
-  video's whole graph (`GraphNormalization`): centred and scaled, which
-  the larger rate needs, while a node keeps its strength relative to the
-  others, which a per-node normalisation erases. Each form's harness rows,
-  at both rates, are in docs/dcgn_learning.md.
+* Node counts that K does not divide: the tail is padded with masked nodes
+  up to a multiple of K; a window with at least one real node is a real node
+  of the next level. Average pooling (eq. 4) divides by the real nodes of
+  the window, so a partial tail window is the mean of what it holds.
+* Attention pooling (eq. 5): "a weight alpha for each feature" reads a
+  feature as a node's D-dimensional vector (the paper's usage in section 2):
+  one weight per node of the window, softmax over its real nodes. Eq. 5's
+  bias is left out: the softmax cancels it. per_feature=True gives the other
+  reading, a softmax per dimension with a D x D kernel.
+* Adjacency (eq. 1): A = max(cos, 0) with self-loops of weight 1, so every
+  real node has degree >= 1, dissimilar nodes share no edge ("similar ones
+  have edge connected"), and D^-1/2 A D^-1/2 has its eigenvalues in
+  [-1, 1]. A zero vector is an isolated node; padded nodes have no edges.
 * W in eq. 7 is the convolution kernel of eq. 6 (the paper writes W^l for
-  both). A second weight right after the convolution would only multiply
-  into the first one, since A mixes nodes and W mixes features and the two
-  commute; propagation adds a bias before the activation instead (as GCN
-  does). `GraphPropagation(filters=...)` still offers a separate weight.
-* Shots (eq. 11): how a fixed K x D kernel covers a shot of any length. Each
-  shot [s, e) is split into K equal sub-intervals with fractional edges
-  [s + kL/K, s + (k+1)L/K), L = e - s; every sub-interval is the
-  overlap-weighted mean of the frames it covers (frame j covers [j, j+1)),
-  and the K x D kernel is applied to those K vectors. A shot of exactly K
-  frames sees its frames one by one, a longer shot sees K local means, a
-  shorter shot reuses its frames (a 1-frame shot repeats that frame K times;
-  2 frames with K = 3 give f0, (f0 + f1)/2, f1). An empty shot
-  (s_t == s_{t+1}) is a padded node. p1 is always the shot mean of eq. 10,
-  with either pooling mode, since eq. 10 replaces the pooling at this level.
-* Encoder output: the last level's N_L nodes concatenated in order into
-  [B, N_L * filters] (the paper: "the last level feature vectors are
-  concatenated"); N_L is static, computed from max_frames (or the number
-  of shots, configs.DCGNConfig.level_nodes), and padded nodes contribute
-  zeros.
-* Readout width (a deviation, with shots only): the shot level has m nodes
-  where the frames' first level has max_frames / K, so at equal depth the
-  shot path ends in fewer nodes (300 frames, 4 levels: 4 nodes; 27 shots:
-  1 node) and the head sees a vector 4x narrower. Measured on a 40-class
-  task of inter-shot structure (benchmarks/dcgn_learning.py, task mixed),
-  eval GAP followed that width and not the shots: 1 x 64 features 0.410
-  against the frames' 4 x 64 0.459, and 81 shots in 3 levels (9 x 64)
-  0.519 against the frames' 12 x 64 0.520. So the last level of the shot
-  path has filters * ceil(N_L(frames) / N_L(shots)) filters, and the video
-  vector is at least as wide with shots as without (27 shots, 4 levels: 1 x 256,
-  GAP 0.447). At the paper's 1024 filters this costs parameters and little
-  else; every other level keeps the paper's equal filters.
-* Depth: a level whose input graph is a single node has no edge and no
-  window to pool, and only repeats a dense layer; configs.DCGNConfig.check
-  refuses such a configuration (e.g. 27 shots in 5 levels) and names the
+  both; a second weight would only multiply into the first); propagation
+  adds a bias before sigma, as GCN does. `GraphPropagation(filters=...)`
+  offers a separate weight.
+* Shots (eq. 11): a fixed K x D kernel covers a shot of any length through
+  the means of K equal sub-intervals with fractional edges (frame j covers
+  [j, j+1)); a shot of K frames sees its frames one by one, a shorter one
+  reuses them, an empty shot is a padded node. p1 is the shot mean of
+  eq. 10 whatever the pooling mode.
+* Encoder output: the last level's N_L nodes concatenated in order ("the
+  last level feature vectors are concatenated"); N_L is static, from
+  max_frames or the shot count (configs.DCGNConfig.level_nodes).
+
+Propagation forms (`--dcgn_propagation`, `PROPAGATION_FORMS`):
+
+* `paper`: eqs. 1 and 7 as printed, the cosine of the raw nodes and
+  h = sigma(A_hat c W + b). Cosines of ReLU outputs are all positive and
+  grow towards 1 level by level, so A tends to all ones and every node to
+  the video's mean node (over-smoothing), and the activations shrink at
+  each level.
+* `layer_norm` (the default), two deviations against that: the cosine is
+  taken between nodes centred on the mean of the graph's real nodes (a
+  correlation: a node is joined to those more alike than the video's
+  average pair), and each real node is layer-normalised after sigma, so
+  every level hands on unit-scale features.
+* `residual`: centred adjacency, h = sigma(A_hat c W + c W + b), no
+  normalisation. Eq. 7 alone makes each node a similarity-weighted mean
+  over the whole video, where its own weight is 1 / its degree, which
+  blurs where in the video it sits; each node's own message keeps it.
+
+Two deviations with shots only:
+
+* Readout width: the shot level has m nodes where the frames' first level
+  has max_frames / K, so at equal depth the shot path ends in fewer nodes;
+  its last level gets filters * ceil(N_L(frames) / N_L(shots)) filters, so
+  the video vector is at least as wide as without shots.
+* Depth: a level whose input graph is one node has no edge and no window to
+  pool; configs.DCGNConfig.check refuses such a configuration and names the
   levels that work.
 """
 
@@ -129,12 +80,12 @@ import tensorflow as tf
 import configs
 
 # How GraphPropagation normalises after sigma (None: not at all).
-NORMALIZATIONS = (None, "node", "graph")
-# --dcgn_propagation -> (normalization, residual).
+NORMALIZATIONS = (None, "node")
+# --dcgn_propagation -> the level's choices (module docstring).
 PROPAGATION_FORMS = {
-    "layer_norm": ("node", False),
-    "residual": (None, True),
-    "residual_graph_norm": ("graph", True),
+    "layer_norm": dict(centre_adjacency=True, normalization="node", residual=False),
+    "paper": dict(centre_adjacency=False, normalization=None, residual=False),
+    "residual": dict(centre_adjacency=True, normalization=None, residual=True),
 }
 
 
@@ -372,45 +323,6 @@ class NormalizedAdjacency(keras.layers.Layer):
         return normalize_adjacency(adjacency)
 
 
-class GraphNormalization(keras.layers.Layer):
-    """Normalises each graph as a whole: over all its real nodes and features.
-
-    call(h, node_mask): h [B, N, F], node_mask [B, N] -> [B, N, F], each
-    graph's real entries with mean 0 and variance 1 times a learnt scale per
-    feature, padded nodes zero. Unlike a layer normalisation per node it
-    keeps how strong one node is against another (what counting needs); a
-    graph of one node is normalised as that node alone. No learnt offset:
-    a constant per feature would only add to the next level's convolution
-    bias (its adjacency is centred, so the offset cancels there too).
-    Keras' GroupNormalization(groups=1) takes the same moments but has no
-    node mask: a video's padded nodes (zeros, or garbage up to NaN) would
-    enter its mean and variance, so a video's output would depend on
-    max_frames and on what its padding holds.
-    """
-
-    def __init__(self, epsilon=1e-6, **kwargs):
-        super().__init__(**kwargs)
-        self.epsilon = float(epsilon)
-
-    def build(self, input_shape):
-        self.scale = self.add_weight(
-            name="scale", shape=(input_shape[-1],), initializer="ones"
-        )
-
-    def call(self, h, node_mask):
-        mask = _as_bool_mask(node_mask)
-        # Moments in float32 under mixed precision: bfloat16 sums over a
-        # graph's nodes x features (100 x 1024 at full size) lose the mean.
-        x = _zero_padded(tf.cast(h, tf.float32), mask)
-        entries = tf.cast(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1), tf.float32)
-        entries = tf.maximum(entries * x.shape[-1], 1.0)[:, None, None]
-        mean = tf.reduce_sum(x, axis=[1, 2], keepdims=True) / entries
-        centred = _zero_padded(x - mean, mask)
-        variance = tf.reduce_sum(tf.square(centred), axis=[1, 2], keepdims=True)
-        normalized = centred * tf.math.rsqrt(variance / entries + self.epsilon)
-        return tf.cast(normalized, h.dtype) * tf.cast(self.scale, h.dtype)
-
-
 class GraphPropagation(keras.layers.Layer):
     """Node feature propagation (eq. 7): h = sigma(A_hat c W + b).
 
@@ -419,9 +331,8 @@ class GraphPropagation(keras.layers.Layer):
     F_in when filters is None: then W is the node convolution's kernel
     (already inside c) and only the bias is learnt here. normalization
     after sigma: "node" layer-normalises every real node over its F features
-    (learnt scale and offset), "graph" normalises each graph as a whole
-    (GraphNormalization), None leaves h as it is. residual=True computes
-    h = sigma(A_hat c W + c W + b).
+    (learnt scale and offset), None leaves h as it is. residual=True
+    computes h = sigma(A_hat c W + c W + b).
     """
 
     def __init__(
@@ -446,8 +357,6 @@ class GraphPropagation(keras.layers.Layer):
         self.norm = None
         if normalization == "node":
             self.norm = keras.layers.LayerNormalization(name="norm")
-        elif normalization == "graph":
-            self.norm = GraphNormalization(name="norm")
 
     def build(self, input_shape):
         dim = input_shape[-1]
@@ -474,10 +383,8 @@ class GraphPropagation(keras.layers.Layer):
         if self.use_bias:
             h = h + self.bias
         h = self.activation(h)  # eq. 7
-        if self.normalization == "node":
+        if self.norm is not None:
             h = self.norm(h)
-        elif self.normalization == "graph":
-            h = self.norm(h, mask)
         return _zero_padded(h, mask)
 
 
@@ -485,10 +392,9 @@ class _GraphLevel(keras.layers.Layer):
     """What every level shares: node convolution, adjacency, propagation.
 
     Subclasses make the pooled nodes p (the graph) and the convolved nodes c
-    (the messages) and call `propagate`. centre_adjacency and normalization
-    ("node" by default) are the choices of the module docstring; False and
-    None give the literal eqs. 1 and 7. residual adds each node's own
-    message to eq. 7 ("Propagation" in the module docstring).
+    (the messages) and call `propagate`. centre_adjacency, normalization
+    and residual are a propagation form's choices (PROPAGATION_FORMS; the
+    defaults are `layer_norm`'s).
     """
 
     def __init__(
@@ -631,9 +537,7 @@ class DCGNEncoder(keras.layers.Layer):
 
     DCGNEncoder(config: configs.DCGNConfig, max_frames): dcgn_levels levels of
     dcgn_filters filters, kernel dcgn_kernel, dcgn_pooling, dcgn_shots shots,
-    dcgn_propagation (PROPAGATION_FORMS). normalize=False drops the
-    propagation's normalisation (with centre_adjacency=False, the literal
-    eqs. 1 and 7).
+    dcgn_propagation (PROPAGATION_FORMS).
 
     call(frames, num_frames, shot_boundaries=None):
       frames [B, T, D], num_frames int [B], shot_boundaries int
@@ -646,14 +550,7 @@ class DCGNEncoder(keras.layers.Layer):
     num_shots = m > 0: a ShotLevel (m nodes) and levels - 1 DCGNLevels.
     """
 
-    def __init__(
-        self,
-        config: configs.DCGNConfig,
-        max_frames,
-        centre_adjacency=True,
-        normalize=True,
-        **kwargs,
-    ):
+    def __init__(self, config: configs.DCGNConfig, max_frames, **kwargs):
         super().__init__(**kwargs)
         config.check(max_frames)
         self.levels = config.dcgn_levels
@@ -666,12 +563,7 @@ class DCGNEncoder(keras.layers.Layer):
         widths = [config.dcgn_filters] * (self.levels - 1)
         widths.append(config.readout_filters(self.max_frames))
         self.filters = widths[-1]
-        normalization, residual = PROPAGATION_FORMS[config.dcgn_propagation]
-        choices = dict(
-            centre_adjacency=centre_adjacency,
-            normalization=normalization if normalize else None,
-            residual=residual,
-        )
+        choices = PROPAGATION_FORMS[config.dcgn_propagation]
         self.shot_level = None
         if self.num_shots:
             self.shot_level = ShotLevel(

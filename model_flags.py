@@ -153,10 +153,10 @@ def define(flag_values=flags.FLAGS):
         "dcgn_propagation",
         dcgn.dcgn_propagation,
         list(configs.DCGNConfig.PROPAGATIONS),
-        "DCGN propagation: layer_norm, eq. 7 then a layer normalisation per "
-        "node; residual, eq. 7 plus each node's own message (keeps where in "
-        "the video a node is); residual_graph_norm, the residual form "
-        "normalised over each video's whole graph (docs/dcgn_learning.md).",
+        "DCGN propagation: layer_norm, eq. 7 on centred nodes then a layer "
+        "normalisation per node; paper, eqs. 1 and 7 as printed; residual, "
+        "eq. 7 on centred nodes plus each node's own message, for order and "
+        "position at Adam 0.001 (docs/dcgn_learning.md).",
         **fv,
     )
 

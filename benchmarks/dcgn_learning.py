@@ -327,7 +327,7 @@ def make_rows(args):
     alternatives = {}
     for prefix, propagation in (
         ("dcgn_residual", "residual"),
-        ("dcgn_graph_norm", "residual_graph_norm"),
+        ("dcgn_paper", "paper"),
     ):
         for suffix, pooling, shot_choice, what in (
             ("_average", "average", no_shots, ""),

@@ -20,7 +20,6 @@ def encoder_of(
     num_shots,
     max_frames,
     propagation=configs.DCGNConfig.dcgn_propagation,
-    **choices,
 ):
     config = configs.DCGNConfig(
         dcgn_levels=levels,
@@ -30,7 +29,7 @@ def encoder_of(
         dcgn_shots=num_shots,
         dcgn_propagation=propagation,
     )
-    return dl.DCGNEncoder(config, max_frames, **choices)
+    return dl.DCGNEncoder(config, max_frames)
 
 
 POOLINGS = ["average", "attention"]
@@ -453,60 +452,24 @@ def test_levels_keep_nodes_apart_and_at_unit_scale():
     frames = np.repeat(shots, 27, axis=1) + 0.5 * rng.normal(size=(4, 243, 16))
     frames = (frames / np.linalg.norm(frames, axis=-1, keepdims=True)).astype("float32")
 
-    def last_level(choices, propagation="layer_norm"):
+    def last_level(propagation):
         keras.utils.set_random_seed(0)
-        encoder = encoder_of(
-            3,
-            32,
-            "average",
-            0,
-            243,
-            propagation,
-            centre_adjacency=choices,
-            normalize=choices,
-        )
+        encoder = encoder_of(3, 32, "average", 0, 243, propagation)
         h = encoder(frames, np.full(4, 243)).numpy().reshape(4, 9, 32)
         # Share of the nodes' second moment that differs between nodes.
         between = (h.var(1).sum(-1) / (h**2).mean(1).sum(-1)).mean()
         return between, np.sqrt((h**2).mean())
 
-    between, scale = last_level(True)
+    between, scale = last_level("layer_norm")
     assert between > 0.2 and 0.5 < scale < 2.0
     # The literal eqs. 1 and 7 average every node into the same vector and
     # shrink the activations level by level.
-    between, scale = last_level(False)
+    between, scale = last_level("paper")
     assert between < 0.01 and scale < 0.2
     # The residual form keeps the nodes apart without a
     # normalisation, and its activations neither vanish nor blow up.
-    between, scale = last_level(True, "residual")
+    between, scale = last_level("residual")
     assert between > 0.2 and 0.1 < scale < 2.0
-    between, scale = last_level(True, "residual_graph_norm")
-    assert between > 0.2 and 0.5 < scale < 2.0
-
-
-def test_graph_normalization_spans_each_graphs_real_nodes_and_features():
-    rng = _rng(17)
-    h = rng.gamma(2.0, size=(3, 5, 4)).astype("float32")
-    h[0, 4] = np.nan  # padded garbage
-    mask = np.array([[1, 1, 1, 1, 0], [1, 0, 1, 0, 1], [0, 0, 1, 0, 0]], bool)
-    layer = dl.GraphNormalization()
-    layer(h, mask)
-    scale = rng.uniform(0.5, 2.0, size=4).astype("float32")
-    layer.scale.assign(scale)
-    out = layer(h, mask).numpy()
-    for b in range(3):
-        real = h[b][mask[b]]
-        expected = scale * (real - real.mean()) / np.sqrt(real.var() + 1e-6)
-        np.testing.assert_allclose(out[b][mask[b]], expected, rtol=1e-4, atol=1e-5)
-        assert np.all(out[b][~mask[b]] == 0.0)
-    # One scale for the whole graph: scaling the graph changes nothing, but
-    # a node twice as strong as another stays apart from it (a layer
-    # normalisation per node maps both to the same vector).
-    doubled = h.copy()
-    doubled[1, 2] = 2 * h[1, 0]
-    out = layer(doubled, mask).numpy()
-    np.testing.assert_allclose(layer(3 * doubled, mask).numpy(), out, atol=1e-5)
-    assert np.abs(out[1, 2] - out[1, 0]).max() > 0.1
 
 
 def test_propagation_names_match_their_forms():
@@ -562,9 +525,9 @@ def test_every_weight_gets_a_gradient(pooling, num_shots, propagation):
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(encoder(frames, num_frames, bounds) * target)
     grads = tape.gradient(loss, encoder.trainable_weights)
-    # Per level: kernel, bias, normalisation scale (and offset for
-    # layer_norm), attention kernel (attention only).
-    per_level = {"residual": 2, "layer_norm": 4, "residual_graph_norm": 3}[propagation]
+    # Per level: kernel, bias, layer_norm's scale and offset, attention
+    # kernel (attention only).
+    per_level = {"residual": 2, "layer_norm": 4, "paper": 2}[propagation]
     expected = (per_level + (pooling == "attention")) * 2
     if num_shots:
         expected -= {"average": 0, "attention": 1}[pooling]

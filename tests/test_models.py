@@ -35,12 +35,12 @@ TINY = {
             dcgn_levels=2, dcgn_filters=8, dcgn_pooling="attention", dcgn_shots=4
         )
     },
-    "DCGNModel:residual_graph_norm:4": {
+    "DCGNModel:paper:4": {
         "body": configs.DCGNConfig(
             dcgn_levels=2,
             dcgn_filters=8,
             dcgn_shots=4,
-            dcgn_propagation="residual_graph_norm",
+            dcgn_propagation="paper",
         )
     },
     "LogisticModel": {},
@@ -272,7 +272,7 @@ def train_losses(name, policy="float32", jit_compile=False, steps=12):
         "DbofModel",
         "GruModel",
         "DCGNModel:attention:4",
-        "DCGNModel:residual_graph_norm:4",
+        "DCGNModel:paper:4",
         "MoeModel",
     ],
 )
