@@ -8,6 +8,7 @@ formulas, not from the code under test.
 import csv
 import os
 import tarfile
+import time
 import urllib.error
 
 import numpy as np
@@ -417,6 +418,19 @@ def videos(tmp_path_factory):
     return directory
 
 
+@pytest.fixture(scope="module")
+def extracted(videos, model_dir, tmp_path_factory):
+    """The videos' records, written by the program once: (path, its output)."""
+    output = tmp_path_factory.mktemp("extracted") / "features.tfrecord"
+    result = run_program(
+        EXTRACT,
+        f"--input_videos_csv={videos}/videos.csv",
+        f"--output_tfrecords_file={output}",
+        f"--model_dir={model_dir}",
+    )
+    return output, result
+
+
 def _records(pattern):
     reader = readers.YT8MFrameFeatureReader(
         num_classes=4,
@@ -429,16 +443,8 @@ def _records(pattern):
 
 
 @pytest.mark.slow
-def test_records_read_back_as_the_dataset_schema(
-    videos, model_dir, extractor, tmp_path
-):
-    output = tmp_path / "features.tfrecord"
-    result = run_program(
-        EXTRACT,
-        f"--input_videos_csv={videos}/videos.csv",
-        f"--output_tfrecords_file={output}",
-        f"--model_dir={model_dir}",
-    )
+def test_records_read_back_as_the_dataset_schema(videos, extracted, extractor):
+    output, result = extracted
     assert "Encoded 5 of 5 videos" in result.stdout
     assert "clip2.mp4 has no audio track" in result.stderr
     batch = _records(str(output))
@@ -494,18 +500,18 @@ def test_bad_video_stops_the_run_with_finished_shards_kept_and_rerun_skips_them(
 
 
 @pytest.mark.slow
-def test_two_workers_write_the_same_records_as_one(videos, model_dir, tmp_path):
-    outputs = []
-    for workers in (1, 2):
-        output = tmp_path / f"w{workers}.tfrecord"
-        run_program(
-            EXTRACT,
-            f"--input_videos_csv={videos}/videos.csv",
-            f"--output_tfrecords_file={output}",
-            f"--model_dir={model_dir}",
-            f"--num_workers={workers}",
-        )
-        outputs.append(_records(str(output)))
+def test_two_workers_write_the_same_records_as_one(
+    videos, model_dir, extracted, tmp_path
+):
+    output = tmp_path / "w2.tfrecord"
+    run_program(
+        EXTRACT,
+        f"--input_videos_csv={videos}/videos.csv",
+        f"--output_tfrecords_file={output}",
+        f"--model_dir={model_dir}",
+        "--num_workers=2",
+    )
+    outputs = [_records(str(extracted[0])), _records(str(output))]
     # The same videos in the same order; the features equal up to the float
     # rounding of another thread count (at most one step of 4/255, rarely).
     np.testing.assert_array_equal(outputs[0]["video_ids"], outputs[1]["video_ids"])
@@ -556,14 +562,8 @@ def test_csv_errors_name_the_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_from_video_files_to_a_submission_and_pictures(videos, model_dir, tmp_path):
-    features = tmp_path / "features.tfrecord"
-    run_program(
-        EXTRACT,
-        f"--input_videos_csv={videos}/videos.csv",
-        f"--output_tfrecords_file={features}",
-        f"--model_dir={model_dir}",
-    )
+def test_from_video_files_to_a_submission_and_pictures(videos, extracted, tmp_path):
+    features = extracted[0]
     train_dir = tmp_path / "run"
     run_program(
         "train.py",
@@ -691,6 +691,11 @@ def test_sigterm_keeps_finished_shards_and_leaves_no_partial_file(
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     assert process.stdout.readline().startswith("1/40 videos")
+    first = output.parent / "f-00000-of-00040.tfrecord"
+    for _ in range(300):  # the first shard is renamed once its one video is in
+        if first.exists():
+            break
+        time.sleep(0.1)
     process.terminate()
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 143, stderr
