@@ -127,11 +127,14 @@ def main():
     args = parser.parse_args()
 
     model_dir = os.path.join(args.work_dir, "yt8m")
+    graph = os.path.join(model_dir, "classify_image_graph_def.pb")
     if not os.path.exists(os.path.join(model_dir, "vggish_pca_params.npz")):
         extractor_testing.write_assets(
             model_dir, vggish_widths=extractor_testing.FULL_VGGISH
         )
-        with open(os.path.join(model_dir, "classify_image_graph_def.pb"), "wb") as f:
+        os.remove(graph)  # the small stand-in; the full-size one follows
+    if not os.path.exists(graph):
+        with open(graph, "wb") as f:
             f.write(full_size_inception_graph_def().SerializeToString())
     rng = np.random.default_rng(0)
     paths = []
