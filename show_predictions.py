@@ -1,4 +1,4 @@
-"""Predictions a person can read: class names, and each video's scores over time.
+r"""Predictions a person can read: class names, and each video's scores over time.
 
     python show_predictions.py --train_dir=runs/dcgn \
         --input_data_pattern='features/*.tfrecord' --output_dir=runs/labels

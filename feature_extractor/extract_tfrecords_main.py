@@ -1,4 +1,4 @@
-"""Writes YouTube-8M frame-level records from video files.
+r"""Writes YouTube-8M frame-level records from video files.
 
     python feature_extractor/extract_tfrecords_main.py \
         --input_videos_csv=videos.csv --output_tfrecords_file=features/train.tfrecord \
