@@ -329,8 +329,16 @@ def main(argv):
         record,
     )
     # Fetch what is missing once, here, before any worker starts.
-    for asset in assets.IMAGE_ASSETS + (assets.AUDIO_ASSETS if settings.audio else ()):
+    for asset in assets.IMAGE_ASSETS:
         assets.ensure(asset, model_dir, FLAGS.download_assets)
+    for asset in assets.AUDIO_ASSETS if settings.audio else ():
+        try:
+            assets.ensure(asset, model_dir, FLAGS.download_assets)
+        except cli.UsageError as error:
+            raise cli.UsageError(
+                f"{error} Or pass --noaudio_features to write zero audio "
+                "features, as the starter did."
+            ) from None
 
     paths = shard_paths(
         os.path.expanduser(FLAGS.output_tfrecords_file), FLAGS.num_shards

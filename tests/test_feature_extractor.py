@@ -523,7 +523,7 @@ def test_two_workers_write_the_same_records_as_one(
 
 
 @pytest.mark.slow
-def test_missing_model_files_stop_before_any_video(videos, tmp_path):
+def test_missing_model_files_stop_before_any_video(videos, model_dir, tmp_path):
     result = run_program(
         EXTRACT,
         f"--input_videos_csv={videos}/videos.csv",
@@ -541,6 +541,21 @@ def test_missing_model_files_stop_before_any_video(videos, tmp_path):
         "inception-2015-12-05.tgz" in result.stderr and "Traceback" not in result.stderr
     )
     assert not os.path.exists(tmp_path / "x.tfrecord")
+    images_only = tmp_path / "images_only"
+    images_only.mkdir()
+    for name in assets.INCEPTION.files + assets.YT8M_PCA.files:
+        os.symlink(os.path.join(model_dir, name), images_only / name)
+    result = run_program(
+        EXTRACT,
+        f"--input_videos_csv={videos}/videos.csv",
+        f"--output_tfrecords_file={tmp_path}/x.tfrecord",
+        f"--model_dir={images_only}",
+        "--nodownload_assets",
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "vggish_model.ckpt (the VGGish checkpoint) not found" in result.stderr
+    assert "Or pass --noaudio_features" in result.stderr
 
 
 def test_csv_errors_name_the_line(tmp_path):
