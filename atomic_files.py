@@ -1,13 +1,41 @@
 """Files that are either whole or absent: write under a temporary name, rename.
 
 A crash (even SIGKILL) mid-write leaves the previous file, or none, never a
-file that looks complete. A leaf module without TensorFlow, so compare.py
-can use it too.
+file that looks complete; a full disk becomes one error (`DiskFull`) that
+names the file and says what is intact. Imports no TensorFlow, so
+compare.py can use it too.
 """
 
 import contextlib
+import errno
 import os
 import tempfile
+
+from cli import UsageError
+
+
+class DiskFull(UsageError):
+    """A write failed for lack of space; the message says what survived."""
+
+
+def is_disk_full(error):
+    """An OSError of a full disk or quota, or TensorFlow's error for one.
+
+    TensorFlow's file errors carry the operating system's text, not errno.
+    """
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(error)
+    return "No space left on device" in text or "Disk quota exceeded" in text
+
+
+def disk_full(directory, what, kept):
+    """The DiskFull error: where, what was being written, what is intact."""
+    return DiskFull(
+        f"no space left on the disk of {directory} while writing {what}; "
+        f"{kept} Free some space (or use another directory) and run the same "
+        "command again."
+    )
 
 
 @contextlib.contextmanager
@@ -31,9 +59,16 @@ def atomic_path(path):
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(error, Exception) and is_disk_full(error):
+            kept = (
+                f"the previous {os.path.basename(path)} is intact."
+                if os.path.exists(path)
+                else "nothing half-written was left."
+            )
+            raise disk_full(directory, path, kept) from None
         raise
 
 

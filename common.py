@@ -5,6 +5,8 @@ beside the checkpoints, build the model and its dataset from that config,
 restore, predict batch by batch, evaluate, export.
 """
 
+import contextlib
+import glob
 import json
 import os
 import shutil
@@ -15,6 +17,7 @@ from absl import flags
 import tensorflow as tf
 
 import atomic_files
+import cli
 import configs
 import eval_util
 import losses
@@ -186,10 +189,75 @@ def make_checkpoint(model, optimizer=None):
     return tf.train.Checkpoint(model_variables=variables, optimizer=optimizer)
 
 
+class CheckpointGone(UsageError):
+    """The checkpoint's files were removed (train.py's rotation) before it was read."""
+
+    def __init__(self, checkpoint_path):
+        super().__init__(
+            f"{os.path.basename(checkpoint_path)} was removed (by train.py's "
+            "rotation of checkpoints) before it could be read."
+        )
+        self.checkpoint_path = checkpoint_path
+
+
+def checkpoint_exists(checkpoint_path):
+    """Both the index and the data of a checkpoint are there."""
+    return tf.io.gfile.exists(checkpoint_path + ".index") and bool(
+        tf.io.gfile.glob(checkpoint_path + ".data-*")
+    )
+
+
+@contextlib.contextmanager
+def pinned_checkpoint(checkpoint_path):
+    """The checkpoint, hard-linked into a private directory while it is read.
+
+    train.py's rotation deletes old checkpoints at any moment; links keep the
+    files whole until the restore is done (a restore that loses its data
+    file half-way fails and prints a screen of warnings). Where links cannot
+    be made (another file system, gs://), the checkpoint is read in place.
+    Raises CheckpointGone when its files are already gone.
+    """
+    if not checkpoint_exists(checkpoint_path):
+        raise CheckpointGone(checkpoint_path)
+    if "://" in checkpoint_path:
+        yield checkpoint_path
+        return
+    private = None
+    try:
+        private = tempfile.mkdtemp(
+            dir=os.path.dirname(checkpoint_path), prefix=".tmp-restore-"
+        )
+        for name in glob.glob(glob.escape(checkpoint_path) + ".*"):
+            os.link(name, os.path.join(private, os.path.basename(name)))
+        path = os.path.join(private, os.path.basename(checkpoint_path))
+    except FileNotFoundError:
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
+        raise CheckpointGone(checkpoint_path) from None
+    except OSError:  # no links here (read-only directory, another file system)
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
+        private, path = None, checkpoint_path
+    try:
+        yield path
+    finally:
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
+
+
 def restore(model, checkpoint_path):
-    """Loads the model's weights from a training checkpoint (model built)."""
-    status = make_checkpoint(model).restore(checkpoint_path)
-    # Every model variable must get a value; the optimizer's may stay behind.
+    """Loads the model's weights from a training checkpoint (model built).
+
+    Raises CheckpointGone when its files are gone, as train.py's rotation
+    deletes them beside a running eval.py.
+    """
+    with pinned_checkpoint(checkpoint_path) as path:
+        try:
+            status = make_checkpoint(model).restore(path)
+        except tf.errors.OpError:
+            if not checkpoint_exists(path):
+                raise CheckpointGone(checkpoint_path) from None
+            raise
     status.expect_partial().assert_existing_objects_matched()
     return model
 
@@ -227,6 +295,65 @@ def predict_batches(model, dataset):
         yield {key: value.numpy() for key, value in batch.items()}, predictions.numpy()
 
 
+def named_latest_checkpoint(train_dir):
+    """The checkpoint train_dir's state file names last, whether or not its
+    files are still there (restore says CheckpointGone when they are not).
+
+    tf.train.latest_checkpoint checks the files too, but logs an ERROR line
+    when they are gone, which a checkpoint rotated away is not.
+    """
+    state = tf.train.get_checkpoint_state(train_dir)
+    if state is None or not state.model_checkpoint_path:
+        return None
+    return os.path.join(train_dir, state.model_checkpoint_path)
+
+
+def new_checkpoints(train_dir, timeout=None, poll_secs=1.0):
+    """Yields each checkpoint train.py names as latest, as it appears.
+
+    Stops after `timeout` seconds without a new one (None: never).
+    """
+    last, waited_since = None, time.time()
+    while True:
+        latest = named_latest_checkpoint(train_dir)
+        if latest is not None and latest != last:
+            last = latest
+            yield latest
+            waited_since = time.time()
+            continue
+        if timeout is not None and time.time() - waited_since > timeout:
+            return
+        time.sleep(poll_secs)
+
+
+def restore_latest(model, train_dir, attempts=5):
+    """Restores train_dir's latest checkpoint (the next latest if it vanishes).
+
+    Returns the path of the checkpoint restored.
+    """
+    gone = None
+    for _ in range(attempts):
+        latest = named_latest_checkpoint(train_dir)
+        if latest is None:
+            raise UsageError(f"no checkpoint in {train_dir}.")
+        if gone is not None and latest == gone.checkpoint_path:
+            raise UsageError(
+                f"the latest checkpoint that {train_dir}/checkpoint names, "
+                f"{os.path.basename(latest)}, has no files: they were deleted. "
+                "Train again, or put them back."
+            )
+        try:
+            restore(model, latest)
+            return latest
+        except CheckpointGone as error:
+            gone = error
+            cli.say(f"{gone} Going on with the latest one.")
+    raise UsageError(
+        f"every checkpoint of {train_dir} was removed before it could be read "
+        f"({attempts} tries): is a train.py keeping very few of them?"
+    )
+
+
 def checkpoint_predictions(
     train_dir, data_pattern, batch_size, segment_mode=None, segment_size=5
 ):
@@ -236,10 +363,8 @@ def checkpoint_predictions(
     each segment_size-frame segment (ids "<video id>:<start frame>").
     """
     config = load_model_config(train_dir)
-    latest = tf.train.latest_checkpoint(train_dir)
-    if latest is None:
-        raise UsageError(f"no checkpoint in {train_dir}.")
-    model = restore(models.build_model(config), latest)
+    model = models.build_model(config)
+    restore_latest(model, train_dir)
     reader = program_reader(config, segment_mode, segment_size)
     dataset = explained_batches(
         make_dataset(config, data_pattern, batch_size, reader), data_pattern
@@ -319,14 +444,34 @@ def export_saved_model(model, reader, schema, export_dir, top_k=20):
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(dir=parent, prefix=".tmp-export-")
     module = ServingModule(model, reader, schema, top_k)
-    tf.saved_model.save(module, staging, signatures={"serving_default": module.serve})
+    try:
+        tf.saved_model.save(
+            module, staging, signatures={"serving_default": module.serve}
+        )
+    except Exception as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        if atomic_files.is_disk_full(error):
+            raise atomic_files.disk_full(
+                parent,
+                f"the export {os.path.basename(export_dir)}",
+                kept_checkpoints(os.path.dirname(parent)),
+            ) from None
+        raise
     if os.path.exists(export_dir):
         shutil.rmtree(export_dir)
     os.replace(staging, export_dir)
     return export_dir
 
 
-def check_writable(directory, what):
+def kept_checkpoints(train_dir):
+    """What a failed write in train_dir leaves: its last good checkpoint."""
+    latest = tf.train.latest_checkpoint(train_dir)
+    if latest is None:
+        return "no checkpoint had been written yet."
+    return f"the last good checkpoint, {os.path.basename(latest)}, is intact."
+
+
+def check_writable(directory, what, min_free=64 << 20):
     """Fails at start, not after hours, when `directory` cannot be written."""
     try:
         os.makedirs(directory, exist_ok=True)
@@ -337,5 +482,5 @@ def check_writable(directory, what):
             f"{what} {directory!r} is not writable: {error.strerror}."
         ) from None
     free = shutil.disk_usage(directory).free
-    if free < 64 << 20:
+    if free < min_free:
         raise UsageError(f"{what} {directory!r} has only {free >> 20} MiB free.")

@@ -61,7 +61,7 @@ flags.DEFINE_integer(
 
 
 def evaluate_checkpoint(config, model, reader, checkpoint_path, loss_name, writer):
-    common.restore(model, checkpoint_path)
+    """Evaluates the model with the weights already restored from checkpoint_path."""
     dataset = common.explained_batches(
         common.make_dataset(config, FLAGS.eval_data_pattern, FLAGS.batch_size, reader),
         FLAGS.eval_data_pattern,
@@ -104,20 +104,33 @@ def main(unused_argv):
     )
     writer = tf.summary.create_file_writer(os.path.join(FLAGS.train_dir, "eval"))
     if FLAGS.run_once:
-        latest = tf.train.latest_checkpoint(FLAGS.train_dir)
-        if latest is None:
-            raise cli.UsageError(f"no checkpoint in {FLAGS.train_dir} yet.")
+        latest = common.restore_latest(model, FLAGS.train_dir)
         evaluate_checkpoint(config, model, reader, latest, loss_name, writer)
         return
-    if tf.train.latest_checkpoint(FLAGS.train_dir) is None:
+    if common.named_latest_checkpoint(FLAGS.train_dir) is None:
         cli.say(
             f"waiting for train.py to write a checkpoint in {FLAGS.train_dir} "
             "(--run_once evaluates the latest one and stops)"
         )
     evaluated = 0
-    for checkpoint_path in tf.train.checkpoints_iterator(
+    for checkpoint_path in common.new_checkpoints(
         FLAGS.train_dir, timeout=FLAGS.eval_timeout_secs
     ):
+        try:
+            common.restore(model, checkpoint_path)
+        except common.CheckpointGone:
+            # train.py rotated it away between its listing and the restore.
+            newer = common.named_latest_checkpoint(FLAGS.train_dir)
+            cli.say(
+                f"{os.path.basename(checkpoint_path)} was removed by train.py's "
+                "rotation; going on with "
+                + (
+                    os.path.basename(newer)
+                    if newer not in (None, checkpoint_path)
+                    else "the next checkpoint"
+                )
+            )
+            continue
         evaluate_checkpoint(config, model, reader, checkpoint_path, loss_name, writer)
         evaluated += 1
     if not evaluated:

@@ -11,6 +11,7 @@ takes serialized records and returns the top-k classes and scores.
 """
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -156,7 +157,25 @@ class Trainer:
                 f"{self.manager.latest_checkpoint}. Lower --base_learning_rate or "
                 "check the data for NaN or infinite features."
             )
-        self.manager.save(checkpoint_number=self.step)
+        try:
+            self.manager.save(checkpoint_number=self.step)
+        except Exception as error:
+            if not atomic_files.is_disk_full(error):
+                raise
+            # What the failed save left (TensorFlow's ckpt-N_temp staging, a
+            # partial ckpt-N): the checkpoint state still names the last good one.
+            directory = self.manager.directory
+            for left in glob.glob(os.path.join(directory, f"ckpt-{self.step}[._]*")):
+                if os.path.isdir(left):
+                    shutil.rmtree(left, ignore_errors=True)
+                else:
+                    os.remove(left)
+            raise atomic_files.disk_full(
+                directory,
+                f"the checkpoint ckpt-{self.step}",
+                common.kept_checkpoints(directory)
+                + " The same command resumes from it.",
+            ) from None
 
     def train(self, reader, inspected, stop):
         """Trains to the end of the data or --max_steps.
@@ -300,6 +319,42 @@ class Trainer:
         )
 
 
+def _bytes(variables):
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+
+
+def check_space(trainer):
+    """Refuses a train_dir without room for what this run will write.
+
+    A checkpoint holds the model and the optimizer's state (Adam: two values
+    per weight); --keep_checkpoint_max of them are kept and one more is
+    written before the oldest goes; each export holds the model. Checkpoints
+    already there count as room, since the rotation replaces them.
+    """
+    train_dir = trainer.train_dir
+    checkpoint = _bytes(trainer.model.variables) + _bytes(trainer.optimizer.variables)
+    export = _bytes(trainer.model.variables)
+    exports = int(FLAGS.export_model)
+    if FLAGS.export_model and FLAGS.export_model_steps and FLAGS.max_steps:
+        exports += FLAGS.max_steps // FLAGS.export_model_steps
+    existing = sum(
+        os.path.getsize(path) for path in glob.glob(os.path.join(train_dir, "ckpt-*.*"))
+    )
+    need = checkpoint * (FLAGS.keep_checkpoint_max + 1) + export * exports - existing
+    free = shutil.disk_usage(train_dir).free
+    if free < need:
+        mib = 1 << 20
+        raise cli.UsageError(
+            f"--train_dir {train_dir} has {free / mib:.1f} MiB free; this run "
+            f"writes about {need / mib:.1f} MiB: checkpoints of "
+            f"{checkpoint / mib:.1f} MiB (the model and its optimizer's state), "
+            f"--keep_checkpoint_max={FLAGS.keep_checkpoint_max} of them kept and "
+            f"one being written, and {exports} export(s) of {export / mib:.1f} "
+            "MiB. Free some space, lower --keep_checkpoint_max, or use another "
+            "--train_dir."
+        )
+
+
 def checkpointed_step(manager):
     """The step of the run's last checkpoint, None before the first."""
     latest = manager.latest_checkpoint
@@ -391,7 +446,8 @@ def main(unused_argv):
     inspected = reader.inspect(
         FLAGS.train_data_pattern, config.num_shots, config.kts_penalty
     )
-    common.check_writable(train_dir, "--train_dir")
+    # How much room the run needs is known once the model is built (check_space).
+    common.check_writable(train_dir, "--train_dir", min_free=0)
     chief = common.is_chief(strategy)
     with train_lock.TrainDirLock(train_dir) if chief else contextlib.nullcontext():
         train(strategy, config, train_dir, reader, inspected)
@@ -405,6 +461,8 @@ def train(strategy, config, train_dir, reader, inspected):
         if removed:
             cli.say(f"--start_new_model: removed {', '.join(removed)}")
     trainer = Trainer(strategy, config, train_dir)
+    if trainer.chief:
+        check_space(trainer)
     resumed = trainer.restore()
     if trainer.chief:
         common.save_model_config(train_dir, config, train_flags.run_settings(FLAGS))

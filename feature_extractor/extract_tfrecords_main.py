@@ -340,9 +340,12 @@ def main(argv):
                 "features, as the starter did."
             ) from None
 
-    paths = shard_paths(
-        os.path.expanduser(FLAGS.output_tfrecords_file), FLAGS.num_shards
-    )
+    import common  # TensorFlow: after the flags and the CSV are checked
+
+    output = os.path.expanduser(FLAGS.output_tfrecords_file)
+    output_dir = os.path.dirname(os.path.abspath(output))
+    common.check_writable(output_dir, "the directory of --output_tfrecords_file")
+    paths = shard_paths(output, FLAGS.num_shards)
     shards = [[] for _ in paths]
     for video in videos:
         shards[shard_of(video.index, len(videos), len(paths))].append(video)
@@ -416,11 +419,8 @@ def _write_shards(todo, remaining, settings):
     except _Stopped as stop:
         cli.say(f"{cli.signal_name(stop.args[0])}: stopped. " + _kept_message(todo))
         sys.exit(128 + stop.args[0])
-    except OSError as error:
-        raise cli.UsageError(
-            f"could not write {error.filename or path}: {error.strerror}. "
-            + _kept_message(todo)
-        ) from None
+    except atomic_files.DiskFull as error:
+        raise atomic_files.DiskFull(f"{error} {_kept_message(todo)}") from None
     finally:
         if pool is not None:
             pool.terminate()
