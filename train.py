@@ -173,8 +173,7 @@ class Trainer:
             raise atomic_files.disk_full(
                 directory,
                 f"the checkpoint ckpt-{self.step}",
-                common.kept_checkpoints(directory)
-                + " The same command resumes from it.",
+                common.kept_checkpoints(directory),
             ) from None
 
     def train(self, reader, inspected, stop):
