@@ -34,7 +34,7 @@ def disk_full(directory, what, kept):
     return DiskFull(
         f"no space left on the disk of {directory} while writing {what}; "
         f"{kept} Free some space (or use another directory) and run the same "
-        "command again: it goes on from there."
+        "command again."
     )
 
 
