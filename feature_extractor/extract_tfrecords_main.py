@@ -196,8 +196,26 @@ def shard_of(index, num_videos, num_shards):
 _worker = {}
 
 
+@dataclasses.dataclass
+class Outcome:
+    """What a worker made of one video.
+
+    record: the serialized SequenceExample, or None when there is none;
+    bad: why the video gave no record (it is skipped or stops the run);
+    fatal: a model file could not be loaded (stops the run);
+    seconds: time spent decoding, in the image network and in audio;
+    silent: the video has no audio track (its audio features are zeros).
+    """
+
+    video: Video
+    record: bytes = None
+    bad: str = None
+    fatal: str = None
+    seconds: dict = dataclasses.field(default_factory=dict)
+    silent: bool = False
+
+
 def _extract(settings, video):
-    """(video, serialized record or None, problem, seconds, had audio track)."""
     from feature_extractor import feature_extractor  # TensorFlow: workers only
     from feature_extractor import video_decoding
 
@@ -211,18 +229,16 @@ def _extract(settings, video):
                 download=False,
             )
         except cli.UsageError as error:
-            return video, None, cli.UsageError(str(error)), {}, True
+            return Outcome(video, fatal=str(error))
     try:
         features = _worker["extractor"].extract(video.path)
     except video_decoding.BadVideo as error:
-        return video, None, str(error), {}, True
-    record = _record(video, features, settings)
-    return (
+        return Outcome(video, bad=str(error))
+    return Outcome(
         video,
-        record,
-        None,
-        features.seconds,
-        not settings.audio or features.audio is not None,
+        record=_record(video, features, settings),
+        seconds=features.seconds,
+        silent=settings.audio and features.audio is None,
     )
 
 
@@ -408,10 +424,10 @@ def _write_shards(todo, remaining, settings):
             with atomic_files.atomic_path(path) as tmp:
                 with tf.io.TFRecordWriter(tmp) as writer:
                     for _ in members:
-                        video, record, problem, seconds, had_audio = next(results)
+                        outcome = next(results)
                         totals["videos"] += 1
-                        _take(video, record, problem, had_audio, totals, writer)
-                        for part, value in seconds.items():
+                        _take(outcome, totals, writer)
+                        for part, value in outcome.seconds.items():
                             totals["seconds"][part] = (
                                 totals["seconds"].get(part, 0.0) + value
                             )
@@ -435,23 +451,25 @@ def _kept_message(todo):
     )
 
 
-def _take(video, record, problem, had_audio, totals, writer):
-    if isinstance(problem, cli.UsageError):
-        raise problem
-    if problem is not None:
+def _take(outcome, totals, writer):
+    """Writes the video's record, or reports why there is none."""
+    if outcome.fatal:
+        raise cli.UsageError(outcome.fatal)
+    video = outcome.video
+    if outcome.bad:
         where = f"{video.path} (line {video.line} of {FLAGS.input_videos_csv})"
         if not FLAGS.skip_bad_videos:
             raise cli.UsageError(
-                f"{where} {problem}. Fix it or remove it from the CSV, or pass "
+                f"{where} {outcome.bad}. Fix it or remove it from the CSV, or pass "
                 "--skip_bad_videos. The shards finished so far are kept and a rerun "
                 "skips them."
             )
-        cli.warn(f"skipped {where}: it {problem}.")
+        cli.warn(f"skipped {where}: it {outcome.bad}.")
         totals["skipped"].append(video.path)
         return
-    if not had_audio:
+    if outcome.silent:
         cli.warn(f"{video.path} has no audio track: its audio features are zeros.")
-    writer.write(record)
+    writer.write(outcome.record)
     totals["written"] += 1
 
 
