@@ -354,17 +354,22 @@ def restore_latest(model, train_dir, attempts=5):
     )
 
 
-def checkpoint_predictions(
-    train_dir, data_pattern, batch_size, segment_mode=None, segment_size=5
+def restored_model(train_dir):
+    """(config, model) of train_dir, with its latest checkpoint's weights."""
+    config = load_model_config(train_dir)
+    model = models.build_model(config)
+    restore_latest(model, train_dir)
+    return config, model
+
+
+def model_predictions(
+    config, model, data_pattern, batch_size, segment_mode=None, segment_size=5
 ):
-    """Yields (batch, predictions) of train_dir's latest checkpoint, as numpy.
+    """Yields (batch, predictions) of `model` over data_pattern, as numpy.
 
     segment_mode as in program_reader: None scores videos, "every" scores
     each segment_size-frame segment (ids "<video id>:<start frame>").
     """
-    config = load_model_config(train_dir)
-    model = models.build_model(config)
-    restore_latest(model, train_dir)
     reader = program_reader(config, segment_mode, segment_size)
     dataset = explained_batches(
         make_dataset(config, data_pattern, batch_size, reader), data_pattern

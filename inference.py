@@ -255,8 +255,8 @@ def main(unused_argv):
     else:
         predictions = (
             (batch["video_ids"], scores)
-            for batch, scores in common.checkpoint_predictions(
-                train_dir,
+            for batch, scores in common.model_predictions(
+                *common.restored_model(train_dir),
                 FLAGS.input_data_pattern,
                 FLAGS.batch_size,
                 "every" if FLAGS.segment_labels else None,

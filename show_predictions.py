@@ -92,11 +92,12 @@ def picture_name(video_id, taken):
     return name
 
 
-def segment_scores(train_dir, tops):
+def segment_scores(config, model, tops):
     """{video id: (frame spans [S, 2], scores [S, top_k])} of each video's top classes."""
     found = collections.defaultdict(list)
-    for batch, predictions in common.checkpoint_predictions(
-        train_dir,
+    for batch, predictions in common.model_predictions(
+        config,
+        model,
         FLAGS.input_data_pattern,
         FLAGS.batch_size,
         "every",
@@ -153,10 +154,12 @@ def main(argv):
     cli.check_positive(FLAGS, "top_k", "segment_size", "batch_size")
     vocabulary = read_vocabulary(FLAGS.vocabulary_file)
     common.check_writable(FLAGS.output_dir, "--output_dir")
-    config = common.load_model_config(FLAGS.train_dir)
+    # One restored model for both passes: a checkpoint train.py writes in
+    # between must not give the pictures other scores than the labels.
+    config, model = common.restored_model(FLAGS.train_dir)
     tops, rows = {}, []
-    for batch, predictions in common.checkpoint_predictions(
-        FLAGS.train_dir, FLAGS.input_data_pattern, FLAGS.batch_size
+    for batch, predictions in common.model_predictions(
+        config, model, FLAGS.input_data_pattern, FLAGS.batch_size
     ):
         for raw_id, scores in zip(batch["video_ids"], predictions):
             video_id = raw_id.decode("utf-8", "replace")
@@ -188,7 +191,7 @@ def main(argv):
         )
         return
     taken = set()
-    for video_id, (spans, scores) in segment_scores(FLAGS.train_dir, tops).items():
+    for video_id, (spans, scores) in segment_scores(config, model, tops).items():
         names = [class_name(vocabulary, c) for c in tops[video_id]]
         draw(
             os.path.join(FLAGS.output_dir, picture_name(video_id, taken)),

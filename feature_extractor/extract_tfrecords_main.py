@@ -246,11 +246,13 @@ def _record(video, features, settings):
     import numpy as np
     import tensorflow as tf
 
+    from feature_extractor.feature_extractor import AUDIO_SIZE
+
     fmt = settings.record
     audio, mean_audio = features.audio, features.mean_audio
     if audio is None and (settings.audio or fmt.zero_audio):
-        audio = np.zeros((len(features.rgb), 128), np.uint8)
-        mean_audio = np.zeros(128, np.float32)
+        audio = np.zeros((len(features.rgb), AUDIO_SIZE), np.uint8)
+        mean_audio = np.zeros(AUDIO_SIZE, np.float32)
 
     def byte_list(rows):
         return tf.train.FeatureList(

@@ -102,40 +102,36 @@ def _decode_streams(container, video_stream, audio_stream, fps, max_frames):
     )
     audio_chunks = []
     audio_start = None
+    audio_samples = 0
     audio_done = video_done = False
     for packet in container.demux(*[s for s in (video_stream, audio_stream) if s]):
-        if packet.stream is audio_stream:
-            if audio_done:
-                continue
+        if packet.stream is audio_stream and not audio_done:
             for frame in packet.decode():
                 if audio_start is None and frame.pts is not None:
                     audio_start = frame.pts * frame.time_base
                 for resampled in resampler.resample(frame):
                     audio_chunks.append(resampled.to_ndarray().reshape(-1))
+                    audio_samples += len(audio_chunks[-1])
             if video_done and audio_start is not None:
-                decoded = sum(len(c) for c in audio_chunks) / AUDIO_SAMPLE_RATE
-                audio_done = audio_start + Fraction(decoded) >= _audio_end(
-                    first_pts * time_base, max_frames, step
-                )
-            if video_done and audio_done:
-                break
-            continue
-        if video_done:
-            continue
-        for frame in packet.decode():
-            if frame.pts is None:
-                raise BadVideo("has video frames without timestamps")
-            if first_pts is None:
-                first_pts, time_base = frame.pts, frame.time_base
-            elapsed = (frame.pts - first_pts) * time_base
-            if len(taken) < max_frames and elapsed >= len(taken) * step:
-                taken.append(frame.to_ndarray(format="rgb24"))
-            end_pts = max(end_pts or 0, _frame_end(frame, previous_pts))
-            previous_pts = frame.pts
-            # Past max_frames seconds the video's length no longer matters.
-            if elapsed >= max_frames * step:
-                video_done = True
-                break
+                # The last frame's audio second ends one step after the frame.
+                needed_until = first_pts * time_base + (max_frames + 1) * step
+                decoded_until = audio_start + Fraction(audio_samples, AUDIO_SAMPLE_RATE)
+                audio_done = decoded_until >= needed_until
+        elif packet.stream is video_stream and not video_done:
+            for frame in packet.decode():
+                if frame.pts is None:
+                    raise BadVideo("has video frames without timestamps")
+                if first_pts is None:
+                    first_pts, time_base = frame.pts, frame.time_base
+                elapsed = (frame.pts - first_pts) * time_base
+                if len(taken) < max_frames and elapsed >= len(taken) * step:
+                    taken.append(frame.to_ndarray(format="rgb24"))
+                end_pts = max(end_pts or 0, _frame_end(frame, previous_pts))
+                previous_pts = frame.pts
+                # Past max_frames seconds the video's length no longer matters.
+                if elapsed >= max_frames * step:
+                    video_done = True
+                    break
         if video_done and (audio_stream is None or audio_done):
             break
     if first_pts is None:
@@ -153,11 +149,6 @@ def _decode_streams(container, video_stream, audio_stream, fps, max_frames):
             audio_chunks.append(resampled.to_ndarray().reshape(-1))
         audio = _align(audio_chunks, audio_start - first_pts * time_base)
     return DecodedVideo(np.stack(taken[:count]), audio, float(duration))
-
-
-def _audio_end(video_start, max_frames, step):
-    # The last frame's audio second ends one step after the frame.
-    return video_start + (max_frames + 1) * step
 
 
 def _align(chunks, offset):
