@@ -20,15 +20,14 @@ from absl import app
 from absl import flags
 from absl import logging as absl_logging
 
+import configs
+from errors import UsageError  # cli.UsageError, as every program raises it
+
 DEFAULT_TRAIN_DIR = "/tmp/yt8m_model/"
 MODEL_FLAG_HINT = (
     " (the model and its flags come from --train_dir/model_config.json, "
     "which train.py wrote: model flags belong to train.py)"
 )
-
-
-class UsageError(Exception):
-    """A problem the user can fix; programs print it without a traceback."""
 
 
 def define_program_flags(flag_values=flags.FLAGS):
@@ -61,6 +60,49 @@ def define_program_flags(flag_values=flags.FLAGS):
         "the compiled step: a quarter of the host-to-device traffic, same "
         "results.",
         flag_values=flag_values,
+    )
+    flags.DEFINE_bool(
+        "segment_labels",
+        False,
+        "Work on the --segment_size-frame segments (the 2019 task) instead of "
+        "whole videos: train.py fine-tunes on the rated segments of "
+        "segment-rated records, eval.py scores them (only rated (segment, "
+        "class) pairs count), inference.py writes a Class,Segments "
+        "submission in which each class of --segment_label_ids_file lists its "
+        "best --segment_max_pred segments.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "segment_size",
+        configs.SEGMENT_SIZE,
+        "Frames per segment (--segment_labels).",
+        flag_values=flag_values,
+    )
+
+
+def define_prediction_flags(flag_values, batch_size, num_readers):
+    """The flags of eval.py and inference.py alike (defaults: the starter's)."""
+    fv = dict(flag_values=flag_values)
+    flags.DEFINE_integer(
+        "batch_size",
+        batch_size,
+        "Videos (segments with --segment_labels) per batch.",
+        **fv,
+    )
+    flags.DEFINE_integer(
+        "top_k",
+        20,
+        "Classes kept per video: those GAP counts (eval.py), those written "
+        "(inference.py).",
+        **fv,
+    )
+    flags.DEFINE_integer(
+        "num_readers",
+        num_readers,
+        "Accepted for the starter's command lines; files are read in order, "
+        "one at a time: parsing, not reading, bounds the speed, and rows keep "
+        "the order of the records.",
+        **fv,
     )
 
 
@@ -183,9 +225,9 @@ class Progress:
     """A progress line for a count of work: done / total, rate, ETA.
 
     The rate (and so the ETA) is measured from the first item finished on,
-    so that start-up (TensorFlow, loading a model) does not count against
-    the steady rate. Lines come at most every `every_secs` seconds, and
-    always for the last item.
+    so that start-up (TensorFlow, loading a model, tracing) does not count
+    against the steady rate. Lines come at most every `every_secs` seconds,
+    and always for the last item. total None: not known (no ETA).
     """
 
     def __init__(self, total, unit, every_secs=5.0, clock=time.monotonic):
@@ -196,25 +238,34 @@ class Progress:
         self._first = None  # (time, done) when the first item finished
         self._last_line = None
 
-    def update(self, done):
-        """Prints the line for `done` items if it is due; returns it or None."""
+    def measure(self, done):
+        """(items per second, seconds left) at `done` items; either is None
+        until it can be told (the rate from the second item on)."""
         now = self._clock()
         if self._first is None:
             self._first = (now, done)
-        due = self._last_line is None or now - self._last_line >= self.every_secs
-        if not (due or done >= self.total):
-            return None
+        first_time, first_done = self._first
+        if now <= first_time or done <= first_done:
+            return None, None
+        rate = (done - first_done) / (now - first_time)
+        left = None if self.total is None else max(self.total - done, 0) / rate
+        return rate, left
+
+    def update(self, done):
+        """Prints the line for `done` items if it is due; returns it or None."""
+        rate, left = self.measure(done)
+        now = self._clock()
+        finished = self.total is not None and done >= self.total
+        if not (self._last_line is None or now - self._last_line >= self.every_secs):
+            if not finished:
+                return None
         self._last_line = now
-        line = self.line(done, now)
+        line = (
+            f"{done}/{self.total} {self.unit}" if self.total else f"{done} {self.unit}"
+        )
+        if rate is not None:
+            line += f" | {rate:.3g} {self.unit}/s"
+            if left is not None and not finished:
+                line += f" | ETA {format_duration(left)}"
         say(line)
         return line
-
-    def line(self, done, now):
-        text = f"{done}/{self.total} {self.unit}"
-        first_time, first_done = self._first
-        if now > first_time and done > first_done:
-            rate = (done - first_done) / (now - first_time)
-            text += f" | {rate:.3g} {self.unit}/s"
-            if done < self.total:
-                text += f" | ETA {format_duration((self.total - done) / rate)}"
-        return text

@@ -6,6 +6,7 @@ restore, predict batch by batch, evaluate, export.
 """
 
 import contextlib
+import dataclasses
 import glob
 import json
 import os
@@ -20,10 +21,12 @@ import atomic_files
 import cli
 import configs
 import eval_util
+import frame_level_models
 import losses
-import models
 import reader_errors
 import readers
+import shots
+import video_level_models
 from cli import UsageError
 
 MODEL_CONFIG_FILE = "model_config.json"
@@ -79,25 +82,41 @@ def is_chief(strategy):
 # ------------------------------------------------------------ model config
 
 
-def save_model_config(train_dir, config, run_settings=None):
+def build_model(config):
+    """The model `config` describes, with every weight created.
+
+    configs.MODELS names the models; each is the class of that name in the
+    module of its level.
+    """
+    module = frame_level_models if config.frame_features else video_level_models
+    return getattr(module, config.model)(config).build_weights()
+
+
+def save_model_config(train_dir, config, optimization=None):
     """Writes model_config.json: the model's config, and under "training" the
-    flags that shaped its optimisation (train_flags.RUN_SETTINGS)."""
+    configs.OptimizationConfig of its run."""
     values = config.as_dict()
-    if run_settings is not None:
-        values["training"] = dict(run_settings)
+    if optimization is not None:
+        values["training"] = dataclasses.asdict(optimization)
     atomic_files.atomic_write(
         os.path.join(train_dir, MODEL_CONFIG_FILE),
         json.dumps(values, indent=2, sort_keys=True) + "\n",
     )
 
 
-def load_run_settings(train_dir):
-    """The "training" settings of model_config.json; {} when it has none."""
+def load_optimization_config(train_dir):
+    """The OptimizationConfig saved in model_config.json; None without one."""
     path = os.path.join(train_dir, MODEL_CONFIG_FILE)
     if not tf.io.gfile.exists(path):
-        return {}
+        return None
     with tf.io.gfile.GFile(path) as f:
-        return json.load(f).get("training", {})
+        saved = json.load(f).get("training")
+    if saved is None:
+        return None
+    fields = {field.name for field in dataclasses.fields(configs.OptimizationConfig)}
+    return configs.OptimizationConfig(
+        **{name: value for name, value in saved.items() if name in fields}
+    )
 
 
 def load_model_config(train_dir):
@@ -123,7 +142,7 @@ def make_reader(
     dequantize=True,
     compression_type="",
     segment_mode=None,
-    segment_size=5,
+    segment_size=configs.SEGMENT_SIZE,
 ):
     """The reader of the records `config` reads."""
     return readers.get_reader(
@@ -140,7 +159,7 @@ def make_reader(
     )
 
 
-def program_reader(config, segment_mode=None, segment_size=5):
+def program_reader(config, segment_mode=None, segment_size=configs.SEGMENT_SIZE):
     """make_reader with the flags every program shares (cli.define_program_flags).
 
     segment_mode: None (videos), "rated" or "every" (segments.py).
@@ -155,19 +174,46 @@ def program_reader(config, segment_mode=None, segment_size=5):
     )
 
 
-def make_dataset(config, data_pattern, batch_size, reader=None, **dataset_options):
-    """Batches of `data_pattern` as the model of `config` needs them.
+def inspect_data(config, reader, data_pattern):
+    """(files, RecordSchema) of data_pattern as the model of `config` reads it.
 
-    The shots the model reads come from the config; dataset_options are
-    readers' dataset() options (training, num_epochs, num_readers, ...).
+    The reader's schema, carrying the records' stored shots when the model
+    reads shots (shots.py); a ReaderError when the first record does not fit.
+    """
+    files, schema = reader.inspect(data_pattern)
+    if config.dcgn_shots:
+        schema = shots.schema_with_stored_shots(
+            schema,
+            *reader.files.first_record(files),
+            config.dcgn_shots,
+            config.dcgn_kts_penalty,
+        )
+    return files, schema
+
+
+def make_dataset(
+    config, data_pattern, batch_size, reader=None, inspected=None, **dataset_options
+):
+    """Batches of `data_pattern` as the model of `config` needs them: the
+    reader's, then the shot stage's when the model reads shots.
+
+    inspected: what inspect_data returned, when the caller has it; the other
+    dataset_options are readers' dataset() options (training, num_epochs,
+    num_readers, ...).
     """
     reader = reader or make_reader(config)
-    return reader.dataset(
-        data_pattern,
-        batch_size,
-        num_shots=config.num_shots,
-        kts_penalty=config.kts_penalty,
-        **dataset_options,
+    inspected = inspected or inspect_data(config, reader, data_pattern)
+    batches = reader.dataset(
+        data_pattern, batch_size, inspected=inspected, **dataset_options
+    )
+    if not config.dcgn_shots:
+        return batches
+    return shots.add_shot_boundaries(
+        batches,
+        config.dcgn_shots,
+        config.dcgn_kts_penalty,
+        config.max_frames,
+        deterministic=not dataset_options.get("training", False),
     )
 
 
@@ -357,13 +403,18 @@ def restore_latest(model, train_dir, attempts=5):
 def restored_model(train_dir):
     """(config, model) of train_dir, with its latest checkpoint's weights."""
     config = load_model_config(train_dir)
-    model = models.build_model(config)
+    model = build_model(config)
     restore_latest(model, train_dir)
     return config, model
 
 
 def model_predictions(
-    config, model, data_pattern, batch_size, segment_mode=None, segment_size=5
+    config,
+    model,
+    data_pattern,
+    batch_size,
+    segment_mode=None,
+    segment_size=configs.SEGMENT_SIZE,
 ):
     """Yields (batch, predictions) of `model` over data_pattern, as numpy.
 

@@ -12,7 +12,42 @@ Imports no TensorFlow (compare.py checks model entries with it).
 import dataclasses
 from typing import Optional, Union
 
-from cli import UsageError
+from errors import UsageError
+
+# The data's defaults, the starter's: the 2018 vocabulary (4716 classes in
+# 2017), 300 frames of rgb and audio a video, 5-frame segments (2019).
+NUM_CLASSES = 3862
+FRAME_FEATURE_NAMES = ("rgb", "audio")
+VIDEO_FEATURE_NAMES = ("mean_rgb", "mean_audio")
+FEATURE_SIZES = (1024, 128)
+MAX_FRAMES = 300
+SEGMENT_SIZE = 5
+
+
+def features(names, sizes):
+    """(feature_names, feature_sizes) as tuples, from sequences or
+    comma-separated text; a UsageError naming the flags when they do not pair."""
+    if isinstance(names, str):
+        names = [name.strip() for name in names.split(",") if name.strip()]
+    if isinstance(sizes, str):
+        sizes = [size.strip() for size in sizes.split(",") if size.strip()]
+    try:
+        sizes = tuple(int(size) for size in sizes)
+    except ValueError:
+        raise UsageError(
+            f"--feature_sizes={','.join(map(str, sizes))}: give comma-separated "
+            "whole numbers."
+        ) from None
+    names = tuple(names)
+    if len(names) != len(sizes):
+        raise UsageError(
+            f"--feature_names has {len(names)} names ({','.join(names)}) but "
+            f"--feature_sizes has {len(sizes)} sizes "
+            f"({','.join(map(str, sizes))}); give one size per name."
+        )
+    if not names:
+        raise UsageError("--feature_names is empty; give at least one feature.")
+    return names, sizes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +153,16 @@ class DCGNConfig:
             )
 
 
+def from_flags(config_class, flag_values, **given):
+    """config_class from the flags spelt like its fields (those not `given`)."""
+    values = {
+        field.name: flag_values[field.name].value
+        for field in dataclasses.fields(config_class)
+        if field.name not in given
+    }
+    return config_class(**values, **given)
+
+
 BodyConfig = Union[DbofConfig, RecurrentConfig, DCGNConfig]
 
 
@@ -175,14 +220,7 @@ class ModelConfig:
             raise ValueError(
                 f"{self.model} needs a {family.body.__name__}, got {self.body!r}"
             )
-        if len(self.feature_names) != len(self.feature_sizes):
-            raise UsageError(
-                f"--feature_names has {len(self.feature_names)} names "
-                f"({','.join(self.feature_names)}) but --feature_sizes has "
-                f"{len(self.feature_sizes)} sizes; give one size per name."
-            )
-        if not self.feature_names:
-            raise UsageError("--feature_names is empty; give at least one feature.")
+        features(self.feature_names, self.feature_sizes)
         if self.head.video_level_classifier_model not in HEADS:
             raise UsageError(
                 f"--video_level_classifier_model={self.head.video_level_classifier_model!r}:"
@@ -202,14 +240,14 @@ class ModelConfig:
         return sum(self.feature_sizes)
 
     @property
-    def num_shots(self):
-        """KTS shots the model reads as `shot_boundaries` (0: none)."""
+    def dcgn_shots(self):
+        """KTS shots the model reads as `shot_boundaries` (0: none; shots.py)."""
         return self.body.dcgn_shots if isinstance(self.body, DCGNConfig) else 0
 
     @property
-    def kts_penalty(self):
+    def dcgn_kts_penalty(self):
         """C of eq. (8) for those shots (kts.shot_boundaries)."""
-        return self.body.dcgn_kts_penalty if self.num_shots else 0.0
+        return self.body.dcgn_kts_penalty if self.dcgn_shots else 0.0
 
     def as_dict(self):
         return {
@@ -247,13 +285,63 @@ class ModelConfig:
         )
 
 
-def differences(saved, wanted):
-    """Flag names whose values differ between two ModelConfigs."""
+@dataclasses.dataclass(frozen=True)
+class OptimizationConfig:
+    """What shapes a run's optimisation, saved with the run (model_config.json,
+    "training"): a resumed run must keep it, or its steps would not continue
+    the ones before (a new decay applies back to step 0, a new batch size
+    changes the decay's steps). Fields are spelt like train.py's flags."""
 
-    def flat(config):
+    batch_size: int = 1024
+    optimizer: str = "AdamOptimizer"
+    base_learning_rate: float = 0.01
+    learning_rate_decay: float = 0.95
+    learning_rate_decay_examples: float = 4000000.0
+    label_loss: str = "CrossEntropyLoss"
+    regularization_penalty: float = 1.0
+    clip_gradient_norm: float = 1.0
+    mixed_precision: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """One train.py run: its optimisation and what may change between runs
+    (data, length, checkpoint and export cadence). Fields are spelt like
+    train.py's flags."""
+
+    train_data_pattern: str
+    optimization: OptimizationConfig = OptimizationConfig()
+    num_epochs: int = 5
+    max_steps: Optional[int] = None
+    num_readers: int = 8
+    jit_compile: bool = False
+    save_checkpoint_steps: int = 1000
+    save_checkpoint_secs: int = 600
+    keep_checkpoint_max: int = 5
+    log_steps: int = 10
+    export_model: bool = True
+    export_model_steps: int = 1000
+    export_top_k: int = 20
+
+
+def _settings(config):
+    """{flag: value} of a ModelConfig or OptimizationConfig, nested ones flat."""
+    if isinstance(config, ModelConfig):
         values = config.as_dict()
         nested = {**(values.pop("head") or {}), **(values.pop("body") or {})}
         return {**values, **nested}
+    return dataclasses.asdict(config)
 
-    saved, wanted = flat(saved), flat(wanted)
-    return sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+
+def changes(saved, wanted):
+    """["--flag: X in the run so far, Y now", ...] for each setting that
+    differs between two configs of one kind; another model is the one change
+    named, since its settings differ with it."""
+    saved, wanted = _settings(saved), _settings(wanted)
+    names = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+    if "model" in names:
+        names = ["model"]
+    return [
+        f"--{name}: {saved.get(name)!r} in the run so far, {wanted.get(name)!r} now"
+        for name in names
+    ]

@@ -18,15 +18,13 @@ import tensorflow as tf
 import atomic_files
 import cli
 import common
-import models
 
 FLAGS = flags.FLAGS
 cli.define_program_flags(FLAGS)
+cli.define_prediction_flags(FLAGS, batch_size=1024, num_readers=8)
 flags.adopt_module_key_flags(cli)
 
 flags.DEFINE_string("eval_data_pattern", "", "Glob of the evaluation TFRecord files.")
-flags.DEFINE_integer("batch_size", 1024, "Videos per evaluation batch.")
-flags.DEFINE_integer("top_k", 20, "Predictions per video that GAP counts.")
 flags.DEFINE_bool("run_once", False, "Evaluate the latest checkpoint and stop.")
 flags.DEFINE_string(
     "label_loss",
@@ -37,20 +35,6 @@ flags.DEFINE_string(
 )
 flags.DEFINE_string(
     "eval_results_file", "", "Also write the metrics to this JSON file."
-)
-flags.DEFINE_bool(
-    "segment_labels",
-    False,
-    "Evaluate on the rated 5-frame segments of segment-rated records (the "
-    "2019 validation data) instead of on whole videos; only rated (segment, "
-    "class) pairs count.",
-)
-flags.DEFINE_integer("segment_size", 5, "Frames per segment (--segment_labels).")
-flags.DEFINE_integer(
-    "num_readers",
-    8,
-    "Accepted for the starter's command lines; evaluation reads its files "
-    "in order, one at a time, since parsing, not reading, bounds its speed.",
 )
 flags.DEFINE_integer(
     "eval_timeout_secs",
@@ -94,11 +78,10 @@ def main(unused_argv):
         )
     config = common.load_model_config(FLAGS.train_dir)
     loss_name = FLAGS.label_loss
-    if not FLAGS["label_loss"].present:
-        loss_name = common.load_run_settings(FLAGS.train_dir).get(
-            "label_loss", loss_name
-        )
-    model = models.build_model(config)
+    saved = common.load_optimization_config(FLAGS.train_dir)
+    if saved is not None and not FLAGS["label_loss"].present:
+        loss_name = saved.label_loss
+    model = common.build_model(config)
     reader = common.program_reader(
         config, "rated" if FLAGS.segment_labels else None, FLAGS.segment_size
     )

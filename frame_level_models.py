@@ -184,8 +184,8 @@ class DCGNModel(FrameLevelModel):
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
-        self.num_shots = config.num_shots
-        self.kts_penalty = config.kts_penalty
+        self.dcgn_shots = config.dcgn_shots
+        self.dcgn_kts_penalty = config.dcgn_kts_penalty
         self.max_frames = config.max_frames
         self.encoder = dcgn_layers.DCGNEncoder(
             config.body, config.max_frames, name="dcgn"
@@ -193,14 +193,14 @@ class DCGNModel(FrameLevelModel):
 
     def classify(self, features, batch, training=None):
         shot_boundaries = None
-        if self.num_shots:
+        if self.dcgn_shots:
             shot_boundaries = batch.get("shot_boundaries")
             if shot_boundaries is None:
                 shot_boundaries = kts_graph.shot_boundaries_tf(
                     features,
                     batch["num_frames"],
-                    self.num_shots,
-                    self.kts_penalty,
+                    self.dcgn_shots,
+                    self.dcgn_kts_penalty,
                     full_length=self.max_frames,
                 )
         # Clips shorter than max_frames (5-frame segments) are padded: the

@@ -108,6 +108,9 @@ from absl import app
 from absl import flags
 import numpy as np
 
+import configs
+import eval_util
+import model_flags
 import quantization
 from quantization import dequantize, quantize
 
@@ -572,28 +575,13 @@ def _video_record(tf, video_id, labels, mean, names, bounds):
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
-def _gap(scores, labels, top_k=20):
-    """Global average precision over pooled per-video top-k predictions."""
-    total = labels.sum()
-    if total == 0:
-        return 0.0
-    k = min(top_k, scores.shape[1])
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    s = np.take_along_axis(scores, top, axis=1).ravel()
-    hit = np.take_along_axis(labels, top, axis=1).ravel()
-    keep = s > 0
-    s, hit = s[keep], hit[keep]
-    # Ties (the 0.5s) are ranked in random order: the expected score.
-    order = np.lexsort((np.random.default_rng(0).random(s.size), -s))
-    hit = hit[order]
-    precision = np.cumsum(hit) / np.arange(1, hit.size + 1)
-    return float((precision * hit).sum() / total)
-
-
-def _hit_at_one(scores, labels):
-    jitter = np.random.default_rng(1).random(scores.shape) * 1e-9
-    return float(
-        labels[np.arange(len(labels)), np.argmax(scores + jitter, axis=1)].mean()
+def _oracle_metrics(scores, labels):
+    """(GAP, Hit@1) of an oracle's scores as eval.py computes them, equal
+    scores (the 0.5s) in random order: the expected score."""
+    jittered = scores + np.random.default_rng(0).random(scores.shape) * 1e-9
+    return (
+        float(eval_util.calculate_gap(jittered, labels)),
+        float(eval_util.calculate_hit_at_one(jittered, labels)),
     )
 
 
@@ -755,9 +743,9 @@ def generate(
     summary["class_kinds"] = kinds
     if truth_labels:
         y, s = np.stack(truth_labels), np.stack(bag_scores)
-        summary["bag_oracle_gap"] = _gap(s, y)
-        summary["bag_oracle_hit1"] = _hit_at_one(s, y)
-        summary["sequence_oracle_gap"] = _gap(y, y)
+        gap, hit_at_one = _oracle_metrics(s, y)
+        summary["bag_oracle_gap"], summary["bag_oracle_hit1"] = gap, hit_at_one
+        summary["sequence_oracle_gap"], _ = _oracle_metrics(y.astype(float), y)
         summary["ambiguous_label_share"] = float(
             ((s == 0.5) & (y == 1)).sum() / y.sum()
         )
@@ -840,14 +828,13 @@ def define_flags():
         "num_distractor_events", 16, "Events that no rule uses (filler shots)."
     )
     flags.DEFINE_integer("min_frames", 60, "Fewest frames a video has.")
-    flags.DEFINE_integer("max_frames", 300, "Most frames a video has.")
+    # --max_frames, --feature_names and --feature_sizes: train.py's own.
+    model_flags.define_feature_flags()
     flags.DEFINE_float(
         "frame_noise",
         DEFAULT_FRAME_NOISE,
         "Std of the per-frame noise around a prototype.",
     )
-    flags.DEFINE_string("feature_names", "rgb,audio", "Feature names, in order.")
-    flags.DEFINE_string("feature_sizes", "1024,128", "Their sizes, in order.")
     flags.DEFINE_list("levels", ["frame", "video"], "Which records to write.")
     flags.DEFINE_bool(
         "write_truth", True, "Also write truth/<split>.jsonl (shots, labels)."
@@ -859,6 +846,9 @@ def define_flags():
 def main(argv):
     del argv
     f = flags.FLAGS
+    feature_names, feature_sizes = configs.features(
+        f.feature_names or configs.FRAME_FEATURE_NAMES, f.feature_sizes
+    )
     summary = generate(
         f.output_dir,
         num_train=f.num_train,
@@ -870,8 +860,8 @@ def main(argv):
         min_frames=f.min_frames,
         max_frames=f.max_frames,
         frame_noise=f.frame_noise,
-        feature_names=[s.strip() for s in f.feature_names.split(",")],
-        feature_sizes=[int(s) for s in f.feature_sizes.split(",")],
+        feature_names=feature_names,
+        feature_sizes=feature_sizes,
         levels=f.levels,
         write_truth=f.write_truth,
         seed=f.seed,

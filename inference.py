@@ -25,10 +25,11 @@ import cli
 import common
 import eval_util
 import reader_errors
-import tfrecord_files
+import readers
 
 FLAGS = flags.FLAGS
 cli.define_program_flags(FLAGS)
+cli.define_prediction_flags(FLAGS, batch_size=512, num_readers=1)
 flags.adopt_module_key_flags(cli)
 
 flags.DEFINE_string(
@@ -38,18 +39,6 @@ flags.DEFINE_string(
 )
 flags.DEFINE_string("output_file", "", "Where to write the CSV.")
 flags.DEFINE_integer(
-    "batch_size", 512, "Videos (segments with --segment_labels) per batch."
-)
-flags.DEFINE_integer("top_k", 20, "Classes written per video.")
-flags.DEFINE_bool(
-    "segment_labels",
-    False,
-    "Write a segment-level submission (Class,Segments): every --segment_size "
-    "frames of every video are scored, and each class of "
-    "--segment_label_ids_file lists its best --segment_max_pred segments.",
-)
-flags.DEFINE_integer("segment_size", 5, "Frames per segment (--segment_labels).")
-flags.DEFINE_integer(
     "segment_max_pred", 100000, "Segments listed per class (--segment_labels)."
 )
 flags.DEFINE_string(
@@ -58,12 +47,6 @@ flags.DEFINE_string(
     "The classes of a segment submission: one class id a line (lines that are "
     "not a number are skipped); default: the 1,000 rated classes of the 2019 "
     "challenge.",
-)
-flags.DEFINE_integer(
-    "num_readers",
-    1,
-    "Accepted for the starter's command lines; files are read in order, one "
-    "at a time, so that rows keep the order of the records.",
 )
 flags.DEFINE_string(
     "output_model_tgz",
@@ -101,14 +84,13 @@ def decode_id(video_id):
         ) from None
 
 
-def format_row(video_id, predictions, top_k):
-    """`id,class score class score ...`, the top_k classes by score.
+def format_row(video_id, classes, scores):
+    """`id,class score class score ...`, the classes in rank order.
 
     An id with a comma, quote or line break is quoted as CSV quotes it
     (RFC 4180); any other id is written as it is, as the starter did.
     """
-    top = np.argsort(-predictions, kind="stable")[:top_k]
-    pairs = " ".join(f"{label} {predictions[label]:g}" for label in top)
+    pairs = " ".join(f"{label} {score:g}" for label, score in zip(classes, scores))
     row = io.StringIO()
     csv.writer(row, lineterminator="\n").writerow([decode_id(video_id), pairs])
     return row.getvalue()
@@ -116,8 +98,12 @@ def format_row(video_id, predictions, top_k):
 
 def saved_model_predictions():
     serve = tf.saved_model.load(FLAGS.saved_model_dir).signatures["serving_default"]
-    files = tfrecord_files.match_files(FLAGS.input_data_pattern, "input_data_pattern")
-    records = tf.data.TFRecordDataset(files).batch(FLAGS.batch_size)
+    # The files are read as with the checkpoints (--compression_type,
+    # --skip_corrupt_files); the signature parses the records.
+    files = readers.RecordFiles(FLAGS.compression_type, FLAGS.skip_corrupt_files)
+    records = files.in_order(
+        files.match(FLAGS.input_data_pattern, "input_data_pattern")
+    ).batch(FLAGS.batch_size)
     for serialized in common.explained_batches(records, FLAGS.input_data_pattern):
         try:
             outputs = serve(serialized=serialized)
@@ -159,8 +145,9 @@ def write_video_csv(predictions, csv_file):
     rows = collections.Counter()
     csv_file.write("VideoId,LabelConfidencePairs\n")
     for video_ids, batch_predictions in predictions:
-        for video_id, row in zip(video_ids, batch_predictions):
-            csv_file.write(format_row(video_id, row, FLAGS.top_k))
+        classes, scores = eval_util.top_k_indices(batch_predictions, FLAGS.top_k)
+        for video_id, row_classes, row_scores in zip(video_ids, classes, scores):
+            csv_file.write(format_row(video_id, row_classes, row_scores))
             rows[video_id] += 1
     return rows
 

@@ -8,7 +8,28 @@ these flags and refuse them rather than ignore them.
 from absl import flags
 
 import configs
-from cli import UsageError
+
+
+def define_feature_flags(flag_values=flags.FLAGS):
+    """--feature_names, --feature_sizes and --max_frames, as train.py reads
+    them (also the flags of generate_data.py and precompute_shots.py)."""
+    fv = dict(flag_values=flag_values)
+    flags.DEFINE_string(
+        "feature_names",
+        None,
+        "Comma-separated feature names; default rgb,audio for frame-level "
+        "models, else mean_rgb,mean_audio.",
+        **fv,
+    )
+    flags.DEFINE_string(
+        "feature_sizes",
+        ",".join(map(str, configs.FEATURE_SIZES)),
+        "Comma-separated sizes of --feature_names.",
+        **fv,
+    )
+    flags.DEFINE_integer(
+        "max_frames", configs.MAX_FRAMES, "Frames kept per video.", **fv
+    )
 
 
 def define(flag_values=flags.FLAGS):
@@ -27,19 +48,12 @@ def define(flag_values=flags.FLAGS):
         "ones (Example). Default: what --model needs.",
         **fv,
     )
-    flags.DEFINE_string(
-        "feature_names",
-        None,
-        "Comma-separated feature names; default rgb,audio for frame-level "
-        "models, else mean_rgb,mean_audio.",
-        **fv,
-    )
-    flags.DEFINE_string(
-        "feature_sizes", "1024,128", "Comma-separated sizes of --feature_names.", **fv
-    )
-    flags.DEFINE_integer("max_frames", 300, "Frames kept per video.", **fv)
+    define_feature_flags(flag_values)
     flags.DEFINE_integer(
-        "num_classes", 3862, "Size of the label vocabulary (4716 for 2017 data).", **fv
+        "num_classes",
+        configs.NUM_CLASSES,
+        "Size of the label vocabulary (4716 for 2017 data).",
+        **fv,
     )
     flags.DEFINE_bool(
         "l2_normalize_input",
@@ -161,41 +175,13 @@ def define(flag_values=flags.FLAGS):
     )
 
 
-def _split(text, cast, flag):
-    try:
-        return tuple(cast(part.strip()) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise UsageError(f"--{flag}={text!r}: give comma-separated values.") from None
-
-
 def body_config(name, fv):
-    """The body config of model `name` from the flags, or None."""
+    """The body config of model `name` from the flags, or None.
+
+    A body config's fields are spelt like the flags that set them.
+    """
     body = configs.model_family(name).body
-    if body is configs.DCGNConfig:
-        return configs.DCGNConfig(
-            dcgn_levels=fv.dcgn_levels,
-            dcgn_filters=fv.dcgn_filters,
-            dcgn_kernel=fv.dcgn_kernel,
-            dcgn_pooling=fv.dcgn_pooling,
-            dcgn_shots=fv.dcgn_shots,
-            dcgn_kts_penalty=fv.dcgn_kts_penalty,
-            dcgn_propagation=fv.dcgn_propagation,
-        )
-    if body is configs.RecurrentConfig:
-        return configs.RecurrentConfig(
-            lstm_cells=fv.lstm_cells, lstm_layers=fv.lstm_layers
-        )
-    if body is configs.DbofConfig:
-        return configs.DbofConfig(
-            iterations=fv.iterations,
-            dbof_add_batch_norm=fv.dbof_add_batch_norm,
-            sample_random_frames=fv.sample_random_frames,
-            dbof_cluster_size=fv.dbof_cluster_size,
-            dbof_hidden_size=fv.dbof_hidden_size,
-            dbof_pooling_method=fv.dbof_pooling_method,
-            dbof_activation=fv.dbof_activation,
-        )
-    return None
+    return None if body is None else configs.from_flags(body, fv)
 
 
 def model_config(fv=flags.FLAGS):
@@ -204,14 +190,20 @@ def model_config(fv=flags.FLAGS):
     frame_features = (
         family.frame_level if fv.frame_features is None else fv.frame_features
     )
-    feature_names = fv.feature_names or (
-        "rgb,audio" if frame_features else "mean_rgb,mean_audio"
+    feature_names, feature_sizes = configs.features(
+        fv.feature_names
+        or (
+            configs.FRAME_FEATURE_NAMES
+            if frame_features
+            else configs.VIDEO_FEATURE_NAMES
+        ),
+        fv.feature_sizes,
     )
     return configs.ModelConfig(
         model=fv.model,
         frame_features=frame_features,
-        feature_names=_split(feature_names, str, "feature_names"),
-        feature_sizes=_split(fv.feature_sizes, int, "feature_sizes"),
+        feature_names=feature_names,
+        feature_sizes=feature_sizes,
         max_frames=fv.max_frames,
         num_classes=fv.num_classes,
         l2_normalize_input=fv.l2_normalize_input,

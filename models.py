@@ -31,12 +31,12 @@ def dummy_batch(config, batch_size=1):
         "video_matrix": video_matrix,
         "num_frames": tf.ones([batch_size], tf.int32),
     }
-    if config.num_shots:
+    if config.dcgn_shots:
         # Shot 0 holds the one frame, the others are empty.
         batch["shot_boundaries"] = tf.concat(
             [
                 tf.zeros([batch_size, 1], tf.int32),
-                tf.ones([batch_size, config.num_shots], tf.int32),
+                tf.ones([batch_size, config.dcgn_shots], tf.int32),
             ],
             axis=1,
         )
@@ -82,16 +82,3 @@ class BaseModel(keras.Model):
         """Creates every weight by calling the model on a zero batch."""
         self(dummy_batch(self.config))
         return self
-
-
-def build_model(config):
-    """The model `config` describes, with every weight created."""
-    # Imported here: the model modules import this one.
-    import frame_level_models  # pylint: disable=import-outside-toplevel
-    import video_level_models  # pylint: disable=import-outside-toplevel
-
-    for module in (frame_level_models, video_level_models):
-        cls = getattr(module, config.model, None)
-        if cls is not None:
-            return cls(config).build_weights()
-    raise AssertionError(f"configs.MODELS names {config.model}, which has no class")

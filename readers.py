@@ -10,14 +10,15 @@ A batch is a dict (docs/design.md, "The batch"):
   num_frames      int32   [B] (1 for video level)
   labels          float32 [B, num_classes] multi-hot (all zero when the
                   records carry no `labels`, as in test shards)
-  shot_boundaries int32   [B, num_shots + 1], only when num_shots > 0
+
+Stages after the reader add what a model needs beyond these (shots.py).
 
 Every dimension except the batch one is static, so Keras models build from
 the dataset's element_spec.
 
 A reader keeps no state between calls. `inspect` reads the first record and
-returns a `RecordSchema` (which id key the files use, whether they store
-shots, the video-level record keys); `parse` takes serialized records and a
+returns a `RecordSchema` (which id key the files use, the video-level record
+keys, context features to carry through); `parse` takes serialized records and a
 schema. `dataset` does both; the exported model parses with the schema it
 was exported with.
 
@@ -38,15 +39,14 @@ video without frames (num_frames 0, also when one feature's list is missing).
 from absl import logging
 import numpy as np
 import tensorflow as tf
-import threadpoolctl
 
-import kts
+import configs
 import quantization
 import reader_errors
 import record_schema
 import segments
 import tfrecord_files
-from record_schema import FRAME_FEATURE_FLAG, ID_KEYS, SHOTS_KEY
+from record_schema import FRAME_FEATURE_FLAG
 from tfrecord_files import ReaderError
 
 
@@ -78,20 +78,91 @@ def assemble_frames(parts, num_frames):
 # ----------------------------------------------------------------- files ---
 
 
-def _first_record(files, skip_corrupt, compression_type):
-    """(path, serialized) of the first record in the sorted files."""
-    for path in files:
-        try:
-            for record in tf.data.TFRecordDataset([path], compression_type).take(1):
-                return path, record.numpy()
-        except tf.errors.DataLossError as exc:
-            if skip_corrupt:
-                continue
-            raise reader_errors.corrupt_file_error(path, exc) from exc
-    raise ReaderError(
-        f"The {len(files)} file(s) matching the data pattern hold no records "
-        f"(first: {files[0]}). Check {tfrecord_files.PATTERN_HINT}."
-    )
+class RecordFiles:
+    """The TFRecord files of a data pattern, read as every program reads them.
+
+    compression_type: "", "GZIP" or "ZLIB" (--compression_type).
+    skip_corrupt_files: skip files whose framing is broken, and the rest of a
+      file after a corrupt record, with a warning (--skip_corrupt_files);
+      otherwise such a file is refused by name.
+    """
+
+    def __init__(self, compression_type="", skip_corrupt_files=False):
+        if compression_type not in tfrecord_files.COMPRESSION_TYPES:
+            raise ReaderError(
+                f"--compression_type={compression_type!r}: give one of "
+                f"{', '.join(repr(c) for c in tfrecord_files.COMPRESSION_TYPES)}."
+            )
+        self.compression_type = compression_type
+        self.skip_corrupt_files = bool(skip_corrupt_files)
+
+    def match(self, data_pattern, flag=None):
+        """The sorted files of data_pattern, without the corrupt ones when
+        skipping them. Raises ReaderError (naming `flag`) when none is left."""
+        files = tfrecord_files.match_files(data_pattern, flag)
+        # Before the corruption walk, which would take gzip for corruption.
+        tfrecord_files.check_compression(files, self.compression_type)
+        if self.skip_corrupt_files and not self.compression_type:
+            files = self._drop_corrupt(files)
+        return files
+
+    def records(self, path):
+        """The serialized records of one file (a string tensor or str)."""
+        ds = tf.data.TFRecordDataset(
+            path, compression_type=self.compression_type, buffer_size=1 << 20
+        )
+        if self.skip_corrupt_files:
+            # A payload corrupted inside a well-framed file: keep the records
+            # before it, drop the rest of that file (TF logs each case).
+            ds = ds.ignore_errors(log_warning=True)
+        return ds
+
+    def in_order(self, files):
+        """Every record of `files` (a list or a dataset of names), in order."""
+        if not isinstance(files, tf.data.Dataset):
+            files = tf.data.Dataset.from_tensor_slices(files)
+        # Read ahead on a thread of its own: read in line with the parsing,
+        # each record's read held up every parse waiting for input.
+        return files.flat_map(self.records).prefetch(tf.data.AUTOTUNE)
+
+    def first_record(self, files):
+        """(path, serialized) of the first record in the sorted files."""
+        for path in files:
+            try:
+                first = tf.data.TFRecordDataset([path], self.compression_type)
+                for record in first.take(1):
+                    return path, record.numpy()
+            except tf.errors.DataLossError as exc:
+                if self.skip_corrupt_files:
+                    continue
+                raise reader_errors.corrupt_file_error(path, exc) from exc
+        raise ReaderError(
+            f"The {len(files)} file(s) matching the data pattern hold no records "
+            f"(first: {files[0]}). Check {tfrecord_files.PATTERN_HINT}."
+        )
+
+    def _drop_corrupt(self, files):
+        kept, skipped = [], []
+        for path in files:
+            reason = tfrecord_files.check_tfrecord_framing(path)
+            if reason is None:
+                kept.append(path)
+            else:
+                skipped.append(f"{path} ({reason})")
+        if skipped:
+            logging.warning(
+                "skip_corrupt_files: skipping %d of %d files that are corrupt or "
+                "truncated: %s",
+                len(skipped),
+                len(files),
+                "; ".join(skipped),
+            )
+        if not kept:
+            raise ReaderError(
+                f"All {len(files)} files matching the data pattern are corrupt or "
+                f"truncated: {'; '.join(skipped)}"
+            )
+        return kept
 
 
 # ---------------------------------------------------------------- readers ---
@@ -104,44 +175,24 @@ class _BaseReader:
 
     def __init__(
         self,
-        num_classes=3862,
-        feature_names=("rgb", "audio"),
-        feature_sizes=(1024, 128),
-        max_frames=300,
+        num_classes=configs.NUM_CLASSES,
+        feature_names=configs.FRAME_FEATURE_NAMES,
+        feature_sizes=configs.FEATURE_SIZES,
+        max_frames=configs.MAX_FRAMES,
         skip_corrupt_files=False,
         dequantize=True,
         compression_type="",
         segment_mode=None,
-        segment_size=5,
+        segment_size=configs.SEGMENT_SIZE,
     ):
-        if isinstance(feature_names, str):
-            feature_names = [n.strip() for n in feature_names.split(",") if n.strip()]
-        if isinstance(feature_sizes, str):
-            feature_sizes = [int(s) for s in feature_sizes.split(",") if s.strip()]
-        feature_names = tuple(feature_names)
-        feature_sizes = tuple(int(s) for s in feature_sizes)
-        if len(feature_names) != len(feature_sizes):
-            raise ReaderError(
-                f"--feature_names has {len(feature_names)} entries "
-                f"({','.join(feature_names)}) but --feature_sizes has "
-                f"{len(feature_sizes)} ({','.join(map(str, feature_sizes))}); "
-                "give one size per name."
-            )
-        if not feature_names:
-            raise ReaderError("--feature_names is empty; give at least one feature.")
+        feature_names, feature_sizes = configs.features(feature_names, feature_sizes)
         self.num_classes = int(num_classes)
         self.feature_names = feature_names
         self.feature_sizes = feature_sizes
         self.feature_dim = sum(feature_sizes)
         self.max_frames = int(max_frames)
-        self.skip_corrupt_files = bool(skip_corrupt_files)
         self.dequantize = bool(dequantize)
-        if compression_type not in tfrecord_files.COMPRESSION_TYPES:
-            raise ReaderError(
-                f"--compression_type={compression_type!r}: give one of "
-                f"{', '.join(repr(c) for c in tfrecord_files.COMPRESSION_TYPES)}."
-            )
-        self.compression_type = compression_type
+        self.files = RecordFiles(compression_type, skip_corrupt_files)
         if segment_mode not in (None, "rated", "every"):
             raise ValueError(
                 f"segment_mode: None, 'rated' or 'every', not {segment_mode!r}"
@@ -157,7 +208,7 @@ class _BaseReader:
         self.segment_size = int(segment_size)
 
     # -- to be provided by subclasses
-    def _inspect_record(self, path, serialized, num_shots, kts_penalty):
+    def _inspect_record(self, path, serialized):
         """The RecordSchema of one serialized record, or a ReaderError."""
         raise NotImplementedError
 
@@ -168,27 +219,20 @@ class _BaseReader:
           serialized: string tensor [N] of serialized records.
           schema: a RecordSchema (from inspect, or RecordSchema() for any).
         Returns:
-          the batch dict (module docstring); shot_boundaries only when the
-          schema says the records store them.
+          the batch dict (module docstring), with the schema's carried
+          context features.
         """
         raise NotImplementedError
 
-    def inspect(self, data_pattern, num_shots=0, kts_penalty=0.0):
+    def inspect(self, data_pattern):
         """(files, RecordSchema) of a data pattern, from its first record.
 
         Raises:
           ReaderError: no file matches, or the first record does not fit the
             reader's settings (the message says which flag to change).
         """
-        files = tfrecord_files.match_files(data_pattern)
-        # Before the corruption walk, which would take gzip for corruption.
-        tfrecord_files.check_compression(files, self.compression_type)
-        if self.skip_corrupt_files and not self.compression_type:
-            files = self._drop_corrupt(files)
-        path, first = _first_record(
-            files, self.skip_corrupt_files, self.compression_type
-        )
-        return files, self._inspect_record(path, first, num_shots, kts_penalty)
+        files = self.files.match(data_pattern)
+        return files, self._inspect_record(*self.files.first_record(files))
 
     # -- shared parsing pieces
     def _parse_ids(self, context, id_key):
@@ -198,10 +242,6 @@ class _BaseReader:
         return tf.where(
             tf.strings.length(context["id"]) > 0, context["id"], context["video_id"]
         )
-
-    def _id_features(self, id_key):
-        keys = ID_KEYS if id_key is None else (id_key,)
-        return {k: tf.io.FixedLenFeature([], tf.string, default_value="") for k in keys}
 
     def _labels_to_multi_hot(self, labels, video_ids):
         """SparseTensor [B, L] int64 -> float32 [B, num_classes], checked."""
@@ -238,8 +278,6 @@ class _BaseReader:
         training=False,
         num_epochs=1,
         num_readers=8,
-        num_shots=0,
-        kts_penalty=0.0,
         shuffle_buffer=1024,
         seed=None,
         input_context=None,
@@ -257,27 +295,22 @@ class _BaseReader:
             num_epochs times (None: forever), batches of exactly batch_size.
           num_epochs: passes over the data when training.
           num_readers: files read in parallel when training.
-          num_shots: > 0 adds shot_boundaries int32 [B, num_shots + 1] (KTS,
-            computed by kts.batch_shot_boundaries unless the records store them).
-            Frame level only.
-          kts_penalty: C of eq. (8) for those shots (kts.shot_boundaries).
           shuffle_buffer: records in the shuffle buffer when training (a
             frame-level record is ~350 KB).
           seed: seed for file and record shuffling.
           input_context: tf.distribute.InputContext or None. Shards by file when
             there are at least num_input_pipelines files, else by record.
-          inspected: what inspect(data_pattern, num_shots, kts_penalty) returned,
-            when the
-            caller has it already (the files are then not matched, walked for
-            corruption or inspected again).
+          inspected: what inspect(data_pattern) returned, when the caller has
+            it already (the files are then not matched, walked for corruption
+            or inspected again).
         Raises:
           ReaderError: the files do not fit the reader's settings.
         """
-        files, schema = inspected or self.inspect(data_pattern, num_shots, kts_penalty)
+        files, schema = inspected or self.inspect(data_pattern)
 
         if input_context is not None:
             batch_size = input_context.get_per_replica_batch_size(batch_size)
-        per_file = self._file_dataset_fn()
+        per_file = self.files.records
 
         num_pipelines = input_context.num_input_pipelines if input_context else 1
         shard_by_file = num_pipelines > 1 and len(files) >= num_pipelines
@@ -301,10 +334,7 @@ class _BaseReader:
                 deterministic=split_records,
             )
         else:
-            # In order, read ahead on a thread of its own: read in line with
-            # the parsing, each record's read held up every parse waiting
-            # for input.
-            records = file_ds.flat_map(per_file).prefetch(tf.data.AUTOTUNE)
+            records = self.files.in_order(file_ds)
         if split_records:
             records = records.shard(num_pipelines, input_context.input_pipeline_id)
         if training:
@@ -320,70 +350,14 @@ class _BaseReader:
         if self.segment_mode:
             # A batch of videos holds any number of segments: batch them anew.
             batches = batches.unbatch().batch(batch_size, drop_remainder=training)
-        if num_shots > 0 and not schema.stored_shots:
-            batches = batches.map(
-                lambda batch: {
-                    **batch,
-                    "shot_boundaries": self._compute_shots(
-                        batch, num_shots, kts_penalty
-                    ),
-                },
-                num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=not training,
-            )
         return batches.prefetch(tf.data.AUTOTUNE)
-
-    def _file_dataset_fn(self):
-        skip = self.skip_corrupt_files
-        compression_type = self.compression_type
-
-        def per_file(path):
-            ds = tf.data.TFRecordDataset(
-                path, compression_type=compression_type, buffer_size=1 << 20
-            )
-            if skip:
-                # A payload corrupted inside a well-framed file: keep the records
-                # before it, drop the rest of that file (TF logs each case).
-                ds = ds.ignore_errors(log_warning=True)
-            return ds
-
-        return per_file
-
-    def _drop_corrupt(self, files):
-        kept, skipped = [], []
-        for path in files:
-            reason = tfrecord_files.check_tfrecord_framing(path)
-            if reason is None:
-                kept.append(path)
-            else:
-                skipped.append(f"{path} ({reason})")
-        if skipped:
-            logging.warning(
-                "skip_corrupt_files: skipping %d of %d files that are corrupt or "
-                "truncated: %s",
-                len(skipped),
-                len(files),
-                "; ".join(skipped),
-            )
-        if not kept:
-            raise ReaderError(
-                f"All {len(files)} files matching the data pattern are corrupt or "
-                f"truncated: {'; '.join(skipped)}"
-            )
-        return kept
-
-    def _compute_shots(self, batch, num_shots, kts_penalty):
-        raise ReaderError(
-            "Shots (num_shots > 0, --dcgn_shots) need frame-level features: use "
-            f"{FRAME_FEATURE_FLAG} with frame-level records."
-        )
 
 
 class YT8MFrameFeatureReader(_BaseReader):
     """Frame-level tf.train.SequenceExample records.
 
     Context: `id` (2018) or `video_id` (2017) bytes, `labels` int64 list
-    (absent in test shards), optionally `shot_boundaries` int64 list.
+    (absent in test shards).
     Feature lists: one per feature name, one bytes value of feature_size uint8
     values per frame.
 
@@ -395,15 +369,9 @@ class YT8MFrameFeatureReader(_BaseReader):
 
     frame_level = True
 
-    def _inspect_record(self, path, serialized, num_shots, kts_penalty):
+    def _inspect_record(self, path, serialized):
         schema = record_schema.frame_schema(
-            path,
-            serialized,
-            self.feature_names,
-            self.feature_sizes,
-            self.num_classes,
-            num_shots,
-            kts_penalty,
+            path, serialized, self.feature_names, self.feature_sizes, self.num_classes
         )
         if self.segment_mode == "rated":
             context = tf.train.SequenceExample.FromString(serialized).context.feature
@@ -418,14 +386,11 @@ class YT8MFrameFeatureReader(_BaseReader):
 
     def parse(self, serialized, schema, with_labels=True):
         """See _BaseReader.parse; with_labels=False leaves `labels` out."""
-        stored_shots = schema.stored_shots
-        context_features = self._id_features(schema.id_key)
+        context_features = record_schema.id_features(schema.id_key)
         if with_labels:
             context_features["labels"] = tf.io.VarLenFeature(tf.int64)
-        if stored_shots:
-            context_features[SHOTS_KEY] = tf.io.FixedLenFeature(
-                [stored_shots + 1], tf.int64
-            )
+        for key, length in schema.carried:
+            context_features[key] = tf.io.FixedLenFeature([length], tf.int64)
         if self.segment_mode == "rated":
             context_features.update(segments.CONTEXT_FEATURES)
         sequence_features = {
@@ -534,43 +499,8 @@ class YT8MFrameFeatureReader(_BaseReader):
             return segments.every_segment(batch, self.segment_size)
         if with_labels:
             batch["labels"] = self._labels_to_multi_hot(context["labels"], video_ids)
-        if stored_shots:
-            # Stored for the record's frames; a smaller max_frames cuts the video,
-            # so its boundaries are cut to match (s_m = num_frames still holds).
-            shots = tf.cast(context[SHOTS_KEY], tf.int32)
-            shots = tf.minimum(shots, num_frames[:, None])
-            shots = tf.concat([shots[:, :-1], num_frames[:, None]], axis=1)
-            batch["shot_boundaries"] = tf.ensure_shape(shots, [None, stored_shots + 1])
+        batch.update({key: context[key] for key, _ in schema.carried})
         return batch
-
-    def _compute_shots(self, batch, num_shots, kts_penalty):
-        # KTS spends a third of its time in numpy's BLAS (the Gram product),
-        # whose own threads would fight tf.data's parallel calls for the
-        # cores: with them two cores computed fewer shots than one
-        # (docs/benchmarks.md). One BLAS thread, process-wide, and the
-        # parallel calls spread the batches over the cores instead.
-        threadpoolctl.threadpool_limits(1, user_api="blas")
-
-        def shots_fn(video_matrix, num_frames):
-            frames = video_matrix.numpy()
-            if frames.dtype != np.float32:
-                frames = quantization.dequantize(frames)
-            return np.asarray(
-                kts.batch_shot_boundaries(
-                    frames,
-                    num_frames.numpy(),
-                    num_shots,
-                    kts_penalty,
-                    full_length=self.max_frames,
-                ),
-                np.int32,
-            )
-
-        shots = tf.py_function(
-            shots_fn, [batch["video_matrix"], batch["num_frames"]], tf.int32
-        )
-        shots.set_shape([None, num_shots + 1])
-        return shots
 
 
 class YT8MAggregatedFeatureReader(_BaseReader):
@@ -585,9 +515,7 @@ class YT8MAggregatedFeatureReader(_BaseReader):
 
     frame_level = False
 
-    def _inspect_record(self, path, serialized, num_shots, kts_penalty):
-        if num_shots > 0:
-            self._compute_shots(None, num_shots, kts_penalty)
+    def _inspect_record(self, path, serialized):
         return record_schema.video_schema(
             path, serialized, self.feature_names, self.feature_sizes, self.num_classes
         )
@@ -596,7 +524,7 @@ class YT8MAggregatedFeatureReader(_BaseReader):
         keys = schema.feature_keys or record_schema.video_feature_keys(
             self.feature_names
         )
-        features = self._id_features(schema.id_key)
+        features = record_schema.id_features(schema.id_key)
         features["labels"] = tf.io.VarLenFeature(tf.int64)
         for key, size in zip(keys, self.feature_sizes):
             features[key] = tf.io.FixedLenFeature([size], tf.float32)

@@ -1,8 +1,8 @@
 """What the first record of a set of files says: its schema, or a clear error.
 
 A reader inspects the first record before it builds a pipeline. The record
-tells which id key the files use (2018 `id`, 2017 `video_id`), whether it
-stores shot boundaries, how video-level features are spelt, and whether the
+tells which id key the files use (2018 `id`, 2017 `video_id`), how
+video-level features are spelt, and whether the
 reader's settings fit at all: the wrong kind of record (frame vs video
 level), a missing feature, a wrong feature size, a label past num_classes.
 Each misfit is a ReaderError that names the file, the record and the flag to
@@ -10,7 +10,6 @@ change.
 """
 
 import dataclasses
-import math
 from typing import Optional
 
 import tensorflow as tf
@@ -19,9 +18,12 @@ from tfrecord_files import ReaderError
 
 FRAME_FEATURE_FLAG = "--frame_features"
 ID_KEYS = ("id", "video_id")  # 2018 schema, 2017 schema
-SHOTS_KEY = "shot_boundaries"
-# The eq. (8) penalty the stored shots were computed with (absent: 0).
-SHOTS_PENALTY_KEY = "shot_kts_penalty"
+
+
+def id_features(id_key=None):
+    """The parse spec of a record's id: id_key's, or both keys when None."""
+    keys = ID_KEYS if id_key is None else (id_key,)
+    return {key: tf.io.FixedLenFeature([], tf.string, default_value="") for key in keys}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,23 +31,24 @@ class RecordSchema:
     """What the first record tells about a set of files.
 
     id_key: "id" (2018), "video_id" (2017), or None to read whichever is set.
-    stored_shots: m when the records store m + 1 shot_boundaries to use, else 0.
+    carried: (key, length) of int64 context features the reader copies into
+      each batch as they are (the shot stage's stored boundaries, shots.py).
     feature_keys: the record keys of the features (video level: "rgb" may be
       stored as "mean_rgb"); None: the reader's feature_names as they are
       (frame level) or with a mean_ prefix (video level).
     """
 
     id_key: Optional[str] = None
-    stored_shots: int = 0
+    carried: tuple = ()
     feature_keys: Optional[tuple] = None
 
     def for_serving(self):
-        """The schema of an exported model: any id key, shots not stored."""
-        return dataclasses.replace(self, id_key=None, stored_shots=0)
+        """The schema of an exported model: any id key, nothing carried."""
+        return dataclasses.replace(self, id_key=None, carried=())
 
 
 @dataclasses.dataclass
-class _FirstRecord:
+class FirstRecord:
     path: str
     context: object  # the record's context (an Example's features)
     lists: object  # its feature lists (empty for an Example)
@@ -57,7 +60,8 @@ class _FirstRecord:
         return f"{self.path} (record {self.record_id})"
 
 
-def _first_record(path, serialized, kind):
+def parse_first_record(path, serialized, kind="tf.train.SequenceExample"):
+    """The FirstRecord of a serialized Example or SequenceExample."""
     # An Example's `features` is field 1, like a SequenceExample's context,
     # so one parse serves both and shows which kind the record is.
     try:
@@ -77,9 +81,7 @@ def _first_record(path, serialized, kind):
         )
     values = context[id_key].bytes_list.value
     record_id = values[0].decode("utf-8", "replace") if values else "?"
-    return _FirstRecord(
-        path, context, seq.feature_lists.feature_list, id_key, record_id
-    )
+    return FirstRecord(path, context, seq.feature_lists.feature_list, id_key, record_id)
 
 
 def _check_sizes(record, names, wanted, found, unit):
@@ -111,11 +113,9 @@ def _check_labels(record, num_classes):
         )
 
 
-def frame_schema(
-    path, serialized, feature_names, feature_sizes, num_classes, num_shots, kts_penalty
-):
+def frame_schema(path, serialized, feature_names, feature_sizes, num_classes):
     """The RecordSchema of a frame-level (SequenceExample) first record."""
-    record = _first_record(path, serialized, "tf.train.SequenceExample")
+    record = parse_first_record(path, serialized, "tf.train.SequenceExample")
     context, lists = record.context, record.lists
     missing = [n for n in feature_names if n not in lists]
     if missing:
@@ -140,28 +140,7 @@ def frame_schema(
         found.append(len(frames[0].bytes_list.value[0]) if frames else None)
     _check_sizes(record, feature_names, feature_sizes, found, " per frame")
     _check_labels(record, num_classes)
-    stored_shots = 0
-    if num_shots > 0 and SHOTS_KEY in context:
-        stored = len(context[SHOTS_KEY].int64_list.value)
-        if stored != num_shots + 1:
-            raise ReaderError(
-                f"{record.where} stores {SHOTS_KEY} for {stored - 1} shots, but "
-                f"{num_shots} shots were asked for (--dcgn_shots). Use "
-                f"--dcgn_shots={stored - 1}, or read files without stored shots "
-                "so that they are computed."
-            )
-        penalty = context[SHOTS_PENALTY_KEY].float_list.value
-        stored_penalty = float(penalty[0]) if penalty else 0.0
-        if not math.isclose(stored_penalty, kts_penalty, rel_tol=1e-6):
-            raise ReaderError(
-                f"{record.where} stores {SHOTS_KEY} computed with KTS penalty "
-                f"{stored_penalty:g}, but the model's is {kts_penalty:g} "
-                f"(--dcgn_kts_penalty). Copy the records again with "
-                f"precompute_shots.py --kts_penalty={kts_penalty:g}, or read files "
-                "without stored shots so that they are computed."
-            )
-        stored_shots = num_shots
-    return RecordSchema(id_key=record.id_key, stored_shots=stored_shots)
+    return RecordSchema(id_key=record.id_key)
 
 
 def video_feature_keys(feature_names, context=None):
@@ -179,7 +158,7 @@ def video_feature_keys(feature_names, context=None):
 
 def video_schema(path, serialized, feature_names, feature_sizes, num_classes):
     """The RecordSchema of a video-level (Example) first record."""
-    record = _first_record(path, serialized, "tf.train.Example")
+    record = parse_first_record(path, serialized, "tf.train.Example")
     context, lists = record.context, record.lists
     keys = video_feature_keys(feature_names, context)
     missing = [n for n, k in zip(feature_names, keys) if k not in context]

@@ -23,26 +23,19 @@ import tensorflow as tf
 import atomic_files
 import cli
 import eval_util
+import readers
 import record_schema
-import tfrecord_files
+import segments
 
 FLAGS = flags.FLAGS
 
 
 def read_ratings(data_pattern, compression_type=""):
     """{("<id>:<start>", class): score} of every rated segment in the records."""
-    files = tfrecord_files.match_files(data_pattern, "eval_data_pattern")
-    tfrecord_files.check_compression(files, compression_type)
-    context = {
-        key: tf.io.FixedLenFeature([], tf.string, default_value="")
-        for key in record_schema.ID_KEYS
-    }
-    context.update(
-        segment_labels=tf.io.VarLenFeature(tf.int64),
-        segment_start_times=tf.io.VarLenFeature(tf.int64),
-        segment_scores=tf.io.VarLenFeature(tf.float32),
-    )
-    records = tf.data.TFRecordDataset(files, compression_type).batch(1024)
+    files = readers.RecordFiles(compression_type)
+    records = files.in_order(files.match(data_pattern, "eval_data_pattern"))
+    context = {**record_schema.id_features(), **segments.CONTEXT_FEATURES}
+    records = records.batch(1024)
     ratings = {}
     for serialized in records:
         parsed, _, _ = tf.io.parse_sequence_example(

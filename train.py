@@ -30,8 +30,8 @@ import configs
 import eval_util
 import losses
 import model_flags
-import models
 import train_flags
+import tfrecord_files
 import train_lock
 import training
 
@@ -47,28 +47,29 @@ flags.adopt_module_key_flags(cli)
 
 
 class Trainer:
-    """Holds the model, optimizer and checkpoints of one training run."""
+    """Holds the model, optimizer and checkpoints of one training run.
 
-    def __init__(self, strategy, config, train_dir):
+    config: the configs.ModelConfig; run: the configs.TrainingConfig.
+    """
+
+    def __init__(self, strategy, config, run, train_dir):
         self.strategy = strategy
         self.chief = common.is_chief(strategy)
         self.train_dir = train_dir
         self.config = config
-        self.global_batch_size = FLAGS.batch_size
-        keras.mixed_precision.set_global_policy(FLAGS.mixed_precision or "float32")
+        self.run = run
+        optimization = run.optimization
+        self.global_batch_size = optimization.batch_size
+        keras.mixed_precision.set_global_policy(
+            optimization.mixed_precision or "float32"
+        )
         with strategy.scope():
-            self.model = models.build_model(config)
-            self.optimizer = training.make_optimizer(
-                FLAGS.optimizer,
-                base_learning_rate=FLAGS.base_learning_rate,
-                learning_rate_decay=FLAGS.learning_rate_decay,
-                learning_rate_decay_examples=FLAGS.learning_rate_decay_examples,
-                global_batch_size=self.global_batch_size,
-            )
+            self.model = common.build_model(config)
+            self.optimizer = training.make_optimizer(optimization)
             # Restoring needs every variable to exist: Keras 3 restores nothing
             # into an unbuilt model or optimizer, silently.
             self.optimizer.build(self.model.trainable_variables)
-        self.loss_fn = losses.get_loss(FLAGS.label_loss)
+        self.loss_fn = losses.get_loss(optimization.label_loss)
         self.checkpoint = common.make_checkpoint(self.model, self.optimizer)
         # Every worker must save (the save is a collective), only the chief's
         # copy is kept.
@@ -80,7 +81,7 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(
             self.checkpoint,
             write_dir,
-            max_to_keep=FLAGS.keep_checkpoint_max,
+            max_to_keep=run.keep_checkpoint_max,
             step_counter=self.optimizer.iterations,
         )
         self._agree = None
@@ -112,13 +113,13 @@ class Trainer:
         def make(input_context):
             return common.make_dataset(
                 self.config,
-                FLAGS.train_data_pattern,
+                self.run.train_data_pattern,
                 self.global_batch_size,
                 reader=reader,
                 inspected=inspected,
                 training=True,
-                num_epochs=FLAGS.num_epochs,
-                num_readers=FLAGS.num_readers,
+                num_epochs=self.run.num_epochs,
+                num_readers=self.run.num_readers,
                 input_context=input_context,
             )
 
@@ -136,7 +137,7 @@ class Trainer:
         )
         if not os.path.isdir(export_dir):
             common.export_saved_model(
-                self.model, reader, schema, export_dir, FLAGS.export_top_k
+                self.model, reader, schema, export_dir, self.run.export_top_k
             )
             cli.say(f"exported {export_dir}")
 
@@ -176,71 +177,63 @@ class Trainer:
                 common.kept_checkpoints(directory),
             ) from None
 
-    def train(self, reader, inspected, stop):
-        """Trains to the end of the data or --max_steps.
+    def train(self, reader, inspected, last_step, stop):
+        """Trains to the end of the data or last_step (None: no end but the data).
 
         stop: a cli.StopSignals; after a signal, the current step finishes,
         is checkpointed and the program exits with 128 + the signal.
+        Nothing is written to train_dir before the first step has run, so a
+        start that fails leaves it as it was.
         """
+        run = self.run
         train_step = training.make_train_step(
             self.model,
             self.optimizer,
             self.loss_fn,
             self.global_batch_size,
-            clip_gradient_norm=FLAGS.clip_gradient_norm,
-            regularization_penalty=FLAGS.regularization_penalty,
+            clip_gradient_norm=run.optimization.clip_gradient_norm,
+            regularization_penalty=run.optimization.regularization_penalty,
             strategy=self.strategy,
-            jit_compile=FLAGS.jit_compile,
+            jit_compile=run.jit_compile,
         )
-        writer = (
-            tf.summary.create_file_writer(self.train_dir)
-            if self.chief
-            else tf.summary.create_noop_writer()
-        )
+        writer = None
         start_step = self.step
-        last_save_time = start_time = last_log_time = time.time()
-        last_log_step = start_step
+        progress = cli.Progress(last_step, "steps")
+        last_save_time = time.time()
         loss = float("nan")
-        first_step_time = None
         for batch in common.explained_batches(
-            self.dataset(reader, inspected), FLAGS.train_data_pattern
+            self.dataset(reader, inspected), run.train_data_pattern
         ):
-            if FLAGS.max_steps is not None and self.step >= FLAGS.max_steps:
+            if last_step is not None and self.step >= last_step:
                 break
             loss, predictions, labels = train_step(batch)
             loss = float(loss)
             step = self.step
-            if step == start_step + 1:
-                # Steady-state speed leaves out the first step, which traces.
-                first_step_time = time.time()
-            if step % FLAGS.log_steps == 0 or step == FLAGS.max_steps:
-                now = time.time()
-                rate = (
-                    (step - last_log_step)
-                    * self.global_batch_size
-                    / max(now - last_log_time, 1e-9)
-                )
-                last_log_time, last_log_step = now, step
+            if writer is None:
+                writer = self.begin()
+            # The rate counts from the first step on: tracing and start-up
+            # are not training speed.
+            progress.measure(step)
+            if step % run.log_steps == 0 or step == last_step:
                 self.log(
                     writer,
                     step,
+                    last_step,
                     loss,
-                    rate,
+                    progress,
                     self.local(predictions),
                     self.local(labels),
-                    start_time,
-                    start_step,
                 )
             if (
-                FLAGS.save_checkpoint_steps and step % FLAGS.save_checkpoint_steps == 0
-            ) or time.time() - last_save_time > FLAGS.save_checkpoint_secs:
+                run.save_checkpoint_steps and step % run.save_checkpoint_steps == 0
+            ) or time.time() - last_save_time > run.save_checkpoint_secs:
                 self.save(loss)
                 last_save_time = time.time()
             if (
                 self.chief
-                and FLAGS.export_model
-                and FLAGS.export_model_steps
-                and step % FLAGS.export_model_steps == 0
+                and run.export_model
+                and run.export_model_steps
+                and step % run.export_model_steps == 0
             ):
                 self.export(reader, inspected[1])
             signal_number = self.stop_signal(stop)
@@ -251,40 +244,44 @@ class Trainer:
             # smaller than one batch gives none, and an untrained model must
             # not be exported as if it were trained.
             raise cli.UsageError(
-                f"no training step ran: {FLAGS.train_data_pattern!r} read "
-                f"--num_epochs={FLAGS.num_epochs} times holds fewer records than "
+                f"no training step ran: {run.train_data_pattern!r} read "
+                f"--num_epochs={run.num_epochs} times holds fewer records than "
                 f"one batch of --batch_size={self.global_batch_size} (training "
                 "uses whole batches only). Lower --batch_size."
             )
         if self.step == start_step:
             logging.warning(
-                "No training step ran: --max_steps (%s) was already reached at "
-                "step %d.",
-                FLAGS.max_steps,
-                self.step,
+                "No training step ran: the run's last step, %s (--max_steps or "
+                "--num_epochs), was already reached.",
+                last_step,
             )
         elif checkpointed_step(self.manager) != self.step:
             self.save(loss)
-        writer.flush()
+        if writer is not None:
+            writer.flush()
         steps = self.step - start_step
+        rate, _ = progress.measure(self.step)
         return {
             "steps": steps,
             "final_step": self.step,
             "loss": loss,
             "parameters": self.model.count_params(),
             "examples_per_second": (
-                (steps - 1)
-                * self.global_batch_size
-                / max(time.time() - first_step_time, 1e-9)
-                if steps > 1
-                else None
+                rate * self.global_batch_size if rate is not None else None
             ),
         }
+
+    def begin(self):
+        """After the first step: the run's config and its summary writer."""
+        if not self.chief:
+            return tf.summary.create_noop_writer()
+        common.save_model_config(self.train_dir, self.config, self.run.optimization)
+        return tf.summary.create_file_writer(self.train_dir)
 
     def stop(self, signal_number, loss, writer):
         if checkpointed_step(self.manager) != self.step:
             self.save(loss)
-        writer.flush()
+        writer.flush()  # the writer exists: a step ran
         if self.chief:
             cli.say(
                 f"stopped by {cli.signal_name(signal_number)} after step {self.step}: "
@@ -293,36 +290,35 @@ class Trainer:
             )
         raise SystemExit(128 + signal_number)
 
-    def log(
-        self, writer, step, loss, rate, predictions, labels, start_time, start_step
-    ):
+    def log(self, writer, step, last_step, loss, progress, predictions, labels):
         gap = eval_util.calculate_gap(predictions, labels)
         hit_at_one = eval_util.calculate_hit_at_one(predictions, labels)
         learning_rate = float(self.optimizer.learning_rate)
+        rate, seconds_left = progress.measure(step)
+        examples_per_second = (rate or 0.0) * self.global_batch_size
         with writer.as_default(step=step):
             tf.summary.scalar("loss", loss)
             tf.summary.scalar("learning_rate", learning_rate)
-            tf.summary.scalar("examples_per_second", rate)
+            tf.summary.scalar("examples_per_second", examples_per_second)
             tf.summary.scalar("train_gap", gap)
             tf.summary.scalar("train_hit_at_one", hit_at_one)
-        eta = ""
-        if FLAGS.max_steps:
-            steps_per_second = (step - start_step) / max(time.time() - start_time, 1e-9)
-            eta = " | ETA " + cli.format_duration(
-                (FLAGS.max_steps - step) / max(steps_per_second, 1e-9)
-            )
-        cli.say(
-            f"training step {step} | Loss: {loss:.4f} | GAP: {gap:.3f} | "
-            f"Hit@1: {hit_at_one:.3f} | lr {learning_rate:.2e} | "
-            f"{rate:.0f} examples/s{eta}"
+        of = f"/{last_step}" if last_step is not None else ""
+        line = (
+            f"training step {step}{of} | Loss: {loss:.4f} | GAP: {gap:.3f} | "
+            f"Hit@1: {hit_at_one:.3f} | lr {learning_rate:.2e}"
         )
+        if rate is not None:
+            line += f" | {examples_per_second:.0f} examples/s"
+        if seconds_left is not None:
+            line += f" | ETA {cli.format_duration(seconds_left)}"
+        cli.say(line)
 
 
 def _bytes(variables):
     return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
 
 
-def check_space(trainer):
+def check_space(trainer, last_step):
     """Refuses a train_dir without room for what this run will write.
 
     A checkpoint holds the model and the optimizer's state (Adam: two values
@@ -330,16 +326,16 @@ def check_space(trainer):
     written before the oldest goes; each export holds the model. Checkpoints
     already there count as room, since the rotation replaces them.
     """
-    train_dir = trainer.train_dir
+    run, train_dir = trainer.run, trainer.train_dir
     checkpoint = _bytes(trainer.model.variables) + _bytes(trainer.optimizer.variables)
     export = _bytes(trainer.model.variables)
-    exports = int(FLAGS.export_model)
-    if FLAGS.export_model and FLAGS.export_model_steps and FLAGS.max_steps:
-        exports += FLAGS.max_steps // FLAGS.export_model_steps
+    exports = int(run.export_model)
+    if run.export_model and run.export_model_steps and last_step:
+        exports += (last_step - trainer.step) // run.export_model_steps
     existing = sum(
         os.path.getsize(path) for path in glob.glob(os.path.join(train_dir, "ckpt-*.*"))
     )
-    need = checkpoint * (FLAGS.keep_checkpoint_max + 1) + export * exports - existing
+    need = checkpoint * (run.keep_checkpoint_max + 1) + export * exports - existing
     free = shutil.disk_usage(train_dir).free
     if free < need:
         mib = 1 << 20
@@ -347,11 +343,36 @@ def check_space(trainer):
             f"--train_dir {train_dir} has {free / mib:.1f} MiB free; this run "
             f"writes about {need / mib:.1f} MiB: checkpoints of "
             f"{checkpoint / mib:.1f} MiB (the model and its optimizer's state), "
-            f"--keep_checkpoint_max={FLAGS.keep_checkpoint_max} of them kept and "
+            f"--keep_checkpoint_max={run.keep_checkpoint_max} of them kept and "
             f"one being written, and {exports} export(s) of {export / mib:.1f} "
             "MiB. Free some space, lower --keep_checkpoint_max, or use another "
             "--train_dir."
         )
+
+
+def planned_last_step(run, files, reader):
+    """The step the run ends at: --max_steps, or the end of --num_epochs
+    passes over the data counted from step 0 (a resumed run finishes the
+    epochs of the first), whichever comes first. None when neither is known:
+    compressed or remote files are not counted (their records cannot be
+    counted without reading them).
+    """
+    last_step = run.max_steps
+    if reader.files.compression_type or any("://" in path for path in files):
+        return last_step
+    records = tfrecord_files.count_records(files)
+    batch_size = run.optimization.batch_size
+    epochs_end = records * run.num_epochs // batch_size
+    if epochs_end == 0:
+        # Training batches are whole (drop_remainder): said before anything
+        # is written, not after an empty run.
+        raise cli.UsageError(
+            f"no training step can run: {run.train_data_pattern!r} holds "
+            f"{records} records, read --num_epochs={run.num_epochs} times fewer "
+            f"than one batch of --batch_size={batch_size} (training uses whole "
+            "batches only). Lower --batch_size."
+        )
+    return epochs_end if last_step is None else min(last_step, epochs_end)
 
 
 def checkpointed_step(manager):
@@ -387,17 +408,22 @@ def clear_previous_run(train_dir):
     return removed
 
 
-def check_run_settings(train_dir):
-    """Refuses to resume with a changed RUN_SETTINGS flag unless allowed."""
+def check_resumable(train_dir, config, optimization):
+    """Refuses a train_dir whose run has another model, or (unless allowed)
+    another optimisation; a run that never checkpointed left nothing to
+    continue and is replaced (a start that failed must not block the fixed one)."""
     step = cli.latest_checkpoint_step(train_dir)
-    if not step:
-        return  # nothing trained yet: nothing to continue
-    saved, now = common.load_run_settings(train_dir), train_flags.run_settings(FLAGS)
-    changed = [
-        f"--{name}: {saved[name]!r} in the run so far, {now[name]!r} now"
-        for name in train_flags.RUN_SETTINGS
-        if name in saved and saved[name] != now[name]
-    ]
+    if not step or FLAGS.start_new_model:
+        return
+    model_changes = configs.changes(common.load_model_config(train_dir), config)
+    if model_changes:
+        raise cli.UsageError(
+            f"{train_dir} holds a model trained with other settings: "
+            + "; ".join(model_changes)
+            + ". Use another --train_dir, or --start_new_model to replace it."
+        )
+    saved = common.load_optimization_config(train_dir)
+    changed = configs.changes(saved, optimization) if saved else []
     if not changed:
         return
     if not FLAGS.allow_changed_settings:
@@ -405,8 +431,8 @@ def check_run_settings(train_dir):
             f"{train_dir} holds a run at step {step} trained with other settings: "
             + "; ".join(changed)
             + ". Give the same values to resume it, --allow_changed_settings to "
-            "apply the new ones from step "
-            f"{step} on, or --start_new_model to start over."
+            f"apply the new ones from step {step} on, or --start_new_model to "
+            "start over."
         )
     logging.warning(
         "Resuming at step %d with changed settings (--allow_changed_settings): %s",
@@ -420,61 +446,51 @@ def main(unused_argv):
         raise cli.UsageError("--train_data_pattern is required.")
     cli.check_positive(FLAGS, "batch_size", "max_steps", "num_epochs", "log_steps")
     config = model_flags.model_config(FLAGS)
+    run = train_flags.training_config(FLAGS)
     train_dir = FLAGS.train_dir
-    config_path = os.path.join(train_dir, common.MODEL_CONFIG_FILE)
-    # A run that never checkpointed left nothing to continue: its config is
-    # replaced (a start that failed on bad data must not block the fixed one).
-    if (
-        os.path.exists(config_path)
-        and cli.latest_checkpoint_step(train_dir)
-        and not FLAGS.start_new_model
-    ):
-        differences = configs.differences(common.load_model_config(train_dir), config)
-        if differences:
-            raise cli.UsageError(
-                f"{train_dir} holds a model trained with other settings "
-                f"({', '.join(differences)}); use another --train_dir, or "
-                "--start_new_model to replace it."
-            )
-        check_run_settings(train_dir)
+    check_resumable(train_dir, config, run.optimization)
     # Before any TensorFlow op: a multi-worker strategy must configure the
     # runtime first.
     strategy = common.choose_strategy(FLAGS.distribution_strategy, FLAGS.num_gpu)
     reader = common.program_reader(config)
-    # The data is checked (first record) before anything is written.
-    inspected = reader.inspect(
-        FLAGS.train_data_pattern, config.num_shots, config.kts_penalty
-    )
+    # The data is checked (first record, record count) before anything is
+    # written.
+    inspected = common.inspect_data(config, reader, run.train_data_pattern)
+    last_step = planned_last_step(run, inspected[0], reader)
+    created = not os.path.isdir(train_dir)
     # How much room the run needs is known once the model is built (check_space).
     common.check_writable(train_dir, "--train_dir", min_free=0)
     chief = common.is_chief(strategy)
-    with train_lock.TrainDirLock(train_dir) if chief else contextlib.nullcontext():
-        train(strategy, config, train_dir, reader, inspected)
+    try:
+        with train_lock.TrainDirLock(train_dir) if chief else contextlib.nullcontext():
+            train(strategy, config, run, train_dir, reader, inspected, last_step)
+    except BaseException:
+        if created and not os.listdir(train_dir):
+            os.rmdir(train_dir)  # a failed start leaves no trace
+        raise
 
 
-def train(strategy, config, train_dir, reader, inspected):
+def train(strategy, config, run, train_dir, reader, inspected, last_step):
     """Trains and exports, holding the lock of train_dir (the chief)."""
     _, schema = inspected
     if FLAGS.start_new_model and common.is_chief(strategy):
         removed = clear_previous_run(train_dir)
         if removed:
             cli.say(f"--start_new_model: removed {', '.join(removed)}")
-    trainer = Trainer(strategy, config, train_dir)
-    if trainer.chief:
-        check_space(trainer)
+    trainer = Trainer(strategy, config, run, train_dir)
     resumed = trainer.restore()
     if trainer.chief:
-        common.save_model_config(train_dir, config, train_flags.run_settings(FLAGS))
+        check_space(trainer, last_step)
     if resumed:
         cli.say(f"resuming from {resumed} at step {trainer.step}")
     with cli.StopSignals() as stop:
-        summary = trainer.train(reader, inspected, stop)
+        summary = trainer.train(reader, inspected, last_step, stop)
     if trainer.chief:
         atomic_files.atomic_write(
             os.path.join(train_dir, TRAINING_SUMMARY_FILE),
             json.dumps(summary, indent=2) + "\n",
         )
-        if FLAGS.export_model:
+        if run.export_model:
             trainer.export(reader, schema)
     else:
         shutil.rmtree(trainer.manager.directory, ignore_errors=True)

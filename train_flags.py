@@ -1,38 +1,30 @@
-"""train.py's flags other than the model's (data, optimisation, checkpoints).
+"""train.py's flags other than the model's, and the one place they become
+a configs.TrainingConfig.
 
 Defined by a function, like model_flags, so that compare.py can check the
 flags it passes on to train.py against a private copy, without TensorFlow.
+Defaults come from the config classes, so each is written once.
 """
 
 from absl import flags
 
 import cli
+import configs
 
 
-# Flags that shape the optimisation: a resumed run must keep them, or its
-# steps would not continue the ones before (a new decay applies back to step
-# 0, a new batch size changes the decay's steps). The others (max_steps,
-# num_epochs, data, checkpoint cadence, export) may change between runs.
-RUN_SETTINGS = (
-    "batch_size",
-    "optimizer",
-    "base_learning_rate",
-    "learning_rate_decay",
-    "learning_rate_decay_examples",
-    "label_loss",
-    "regularization_penalty",
-    "clip_gradient_norm",
-    "mixed_precision",
-)
-
-
-def run_settings(flag_values):
-    """{flag: value} of RUN_SETTINGS, as saved beside the model config."""
-    return {name: flag_values[name].value for name in RUN_SETTINGS}
+def training_config(fv=flags.FLAGS):
+    """The TrainingConfig train.py's flags describe."""
+    return configs.from_flags(
+        configs.TrainingConfig,
+        fv,
+        optimization=configs.from_flags(configs.OptimizationConfig, fv),
+    )
 
 
 def define(flag_values=flags.FLAGS):
     fv = dict(flag_values=flag_values)
+    run = configs.TrainingConfig(train_data_pattern="")
+    optimization = run.optimization
     cli.define_program_flags(flag_values)
     flags.DEFINE_string(
         "train_data_pattern", "", "Glob of the training TFRecord files.", **fv
@@ -46,7 +38,7 @@ def define(flag_values=flags.FLAGS):
     )
     flags.DEFINE_bool(
         "jit_compile",
-        False,
+        run.jit_compile,
         "Compile the training step with XLA (accelerators; CPU works too).",
         **fv,
     )
@@ -55,7 +47,7 @@ def define(flag_values=flags.FLAGS):
     # every step (LSTM, DCGN); bfloat16 has float32's range and needs none.
     flags.DEFINE_enum(
         "mixed_precision",
-        "",
+        optimization.mixed_precision,
         ["", "mixed_bfloat16"],
         "mixed_bfloat16: compute the model body in bfloat16, with float32 "
         "variables, head, loss and metrics; empty: float32.",
@@ -63,7 +55,7 @@ def define(flag_values=flags.FLAGS):
     )
     flags.DEFINE_integer(
         "export_model_steps",
-        1000,
+        run.export_model_steps,
         "Also export the model (train_dir/export/step_N) every this many steps; "
         "0: only at the end.",
         **fv,
@@ -90,73 +82,96 @@ def define(flag_values=flags.FLAGS):
         **fv,
     )
     flags.DEFINE_integer(
-        "batch_size", 1024, "Global batch size (split over the replicas).", **fv
+        "batch_size",
+        optimization.batch_size,
+        "Global batch size (split over the replicas).",
+        **fv,
     )
     flags.DEFINE_string(
         "label_loss",
-        "CrossEntropyLoss",
+        optimization.label_loss,
         "The training loss: CrossEntropyLoss, HingeLoss or SoftmaxLoss.",
         **fv,
     )
     flags.DEFINE_float(
         "regularization_penalty",
-        1.0,
+        optimization.regularization_penalty,
         "Weight of the models' L2 regularisation in the loss.",
         **fv,
     )
-    flags.DEFINE_float("base_learning_rate", 0.01, "Initial learning rate.", **fv)
+    flags.DEFINE_float(
+        "base_learning_rate",
+        optimization.base_learning_rate,
+        "Initial learning rate.",
+        **fv,
+    )
     flags.DEFINE_float(
         "learning_rate_decay",
-        0.95,
+        optimization.learning_rate_decay,
         "Learning rate factor every --learning_rate_decay_examples.",
         **fv,
     )
     flags.DEFINE_float(
         "learning_rate_decay_examples",
-        4000000,
+        optimization.learning_rate_decay_examples,
         "Training examples between learning rate decays.",
         **fv,
     )
-    flags.DEFINE_integer("num_epochs", 5, "Passes over the training data.", **fv)
     flags.DEFINE_integer(
-        "max_steps", None, "Stop after this many steps (all runs together).", **fv
+        "num_epochs", run.num_epochs, "Passes over the training data.", **fv
+    )
+    flags.DEFINE_integer(
+        "max_steps",
+        run.max_steps,
+        "Stop after this many steps (all runs together).",
+        **fv,
     )
     flags.DEFINE_string(
         "optimizer",
-        "AdamOptimizer",
+        optimization.optimizer,
         "A Keras optimizer name (adam, sgd, rmsprop, adagrad, ...); the "
         "starter's AdamOptimizer etc. work too.",
         **fv,
     )
     flags.DEFINE_float(
         "clip_gradient_norm",
-        1.0,
+        optimization.clip_gradient_norm,
         "Clip each gradient to this norm (0: no clipping).",
         **fv,
     )
-    flags.DEFINE_integer("num_readers", 8, "Files read in parallel.", **fv)
+    flags.DEFINE_integer(
+        "num_readers", run.num_readers, "Files read in parallel.", **fv
+    )
     flags.DEFINE_integer(
         "save_checkpoint_steps",
-        1000,
+        run.save_checkpoint_steps,
         "Checkpoint every this many steps (0: only by time).",
         **fv,
     )
     flags.DEFINE_integer(
-        "save_checkpoint_secs", 600, "Checkpoint at least this often, in seconds.", **fv
+        "save_checkpoint_secs",
+        run.save_checkpoint_secs,
+        "Checkpoint at least this often, in seconds.",
+        **fv,
     )
-    flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept.", **fv)
+    flags.DEFINE_integer(
+        "keep_checkpoint_max", run.keep_checkpoint_max, "Checkpoints kept.", **fv
+    )
     flags.DEFINE_integer(
         "log_steps",
-        10,
+        run.log_steps,
         "Print progress and write summaries every this many steps.",
         **fv,
     )
     flags.DEFINE_bool(
         "export_model",
-        True,
+        run.export_model,
         "Export a SavedModel to train_dir/export/step_N when training ends.",
         **fv,
     )
     flags.DEFINE_integer(
-        "export_top_k", 20, "Classes the exported serving signature returns.", **fv
+        "export_top_k",
+        run.export_top_k,
+        "Classes the exported serving signature returns.",
+        **fv,
     )

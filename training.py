@@ -8,28 +8,25 @@ program runs (regularisation and clipping included).
 import keras
 import tensorflow as tf
 
+import configs
 from cli import UsageError
 
 
-def make_optimizer(
-    name,
-    base_learning_rate,
-    learning_rate_decay,
-    learning_rate_decay_examples,
-    global_batch_size,
-):
+def make_optimizer(optimization: configs.OptimizationConfig):
     """The starter's optimizer: staircase decay every N examples seen.
 
-    name: a Keras optimizer name (adam, sgd, ...) or the starter's spelling
-    (AdamOptimizer, ...). No clipnorm here: Keras clips each replica's share
-    of the gradient before summing them; the step clips the sum instead.
+    optimization.optimizer: a Keras optimizer name (adam, sgd, ...) or the
+    starter's spelling (AdamOptimizer, ...). No clipnorm here: Keras clips
+    each replica's share of the gradient before summing them; the step clips
+    the sum instead.
     """
     schedule = keras.optimizers.schedules.ExponentialDecay(
-        base_learning_rate,
-        decay_steps=learning_rate_decay_examples / global_batch_size,
-        decay_rate=learning_rate_decay,
+        optimization.base_learning_rate,
+        decay_steps=optimization.learning_rate_decay_examples / optimization.batch_size,
+        decay_rate=optimization.learning_rate_decay,
         staircase=True,
     )
+    name = optimization.optimizer
     key = name[: -len("Optimizer")] if name.endswith("Optimizer") else name
     try:
         optimizer_class = type(keras.optimizers.get(key.lower()))

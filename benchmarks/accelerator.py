@@ -25,11 +25,10 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import atomic_files  # noqa: E402
+import common  # noqa: E402
 import configs  # noqa: E402
 import generate_data  # noqa: E402
 import losses  # noqa: E402
-import models  # noqa: E402
-import readers  # noqa: E402
 import training  # noqa: E402
 
 MODELS = (
@@ -83,7 +82,7 @@ def time_model(spec, args, pattern):
     config = config_for(spec, args)
     keras.mixed_precision.set_global_policy(args.mixed_precision or "float32")
     try:
-        model = models.build_model(config)
+        model = common.build_model(config)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     optimizer = keras.optimizers.Adam(1e-3)
@@ -95,19 +94,9 @@ def time_model(spec, args, pattern):
         args.batch_size,
         jit_compile=args.jit_compile,
     )
-    reader = readers.YT8MFrameFeatureReader(
-        num_classes=args.classes,
-        feature_sizes=config.feature_sizes,
-        max_frames=args.frames,
-        dequantize=not args.dequantize_in_model,
-    )
-    pipeline = reader.dataset(
-        pattern,
-        args.batch_size,
-        training=True,
-        num_epochs=None,
-        num_shots=config.num_shots,
-        kts_penalty=config.kts_penalty,
+    reader = common.make_reader(config, dequantize=not args.dequantize_in_model)
+    pipeline = common.make_dataset(
+        config, pattern, args.batch_size, reader, training=True, num_epochs=None
     )
     batches = iter(pipeline)
     held = next(batches)

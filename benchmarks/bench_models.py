@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import common
 import configs
 import losses
 import models
@@ -71,8 +72,8 @@ def random_batch(config):
         rng.normal(size=batch["video_matrix"].shape), tf.float32
     )
     batch["num_frames"] = tf.fill([FLAGS.bench_batch_size], FLAGS.frames)
-    if config.num_shots:
-        edges = np.linspace(0, FLAGS.frames, config.num_shots + 1).astype(np.int32)
+    if config.dcgn_shots:
+        edges = np.linspace(0, FLAGS.frames, config.dcgn_shots + 1).astype(np.int32)
         batch["shot_boundaries"] = tf.constant(
             np.tile(edges, (FLAGS.bench_batch_size, 1))
         )
@@ -87,7 +88,7 @@ class TimedModel:
 
     def __init__(self, spec):
         config = config_for(spec)
-        self.model = models.build_model(config)
+        self.model = common.build_model(config)
         self.batch = random_batch(config)
         # train.py's own step: regularisation and summed-gradient clipping
         # included.

@@ -27,6 +27,7 @@ import tensorflow as tf  # pylint: disable=wrong-import-position
 import generate_data  # pylint: disable=wrong-import-position
 import plain_reader  # pylint: disable=wrong-import-position
 import readers  # pylint: disable=wrong-import-position
+import shots  # pylint: disable=wrong-import-position
 import tfrecord_files  # pylint: disable=wrong-import-position
 
 
@@ -168,9 +169,9 @@ def measure_shots(args):
     take = max(2, args.shot_videos // args.batch)
     no_shot = videos_per_second(reader.dataset(args.pattern, args.batch).take(take))
     with_shots = videos_per_second(
-        reader.dataset(args.pattern, args.batch, num_shots=32, kts_penalty=1.0).take(
-            take
-        )
+        shots.add_shot_boundaries(
+            reader.dataset(args.pattern, args.batch), 32, 1.0, reader.max_frames
+        ).take(take)
     )
     cores = len(os.sched_getaffinity(0))
     print(

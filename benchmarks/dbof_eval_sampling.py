@@ -24,7 +24,6 @@ import tensorflow as tf  # noqa: E402
 import common  # noqa: E402
 import configs  # noqa: E402
 import losses  # noqa: E402
-import models  # noqa: E402
 import tfrecord_files  # noqa: E402
 import training  # noqa: E402
 
@@ -49,7 +48,7 @@ def main():
         body=configs.DbofConfig(dbof_cluster_size=1024, dbof_hidden_size=256),
     )
     keras.utils.set_random_seed(0)
-    model = models.build_model(config)
+    model = common.build_model(config)
     reader = common.make_reader(config)
     step = training.make_train_step(
         model, keras.optimizers.Adam(1e-3), losses.CrossEntropyLoss(), 16

@@ -44,11 +44,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import atomic_files  # noqa: E402
+import common  # noqa: E402
 import configs  # noqa: E402
 import eval_util  # noqa: E402
 import kts  # noqa: E402
 import losses  # noqa: E402
-import models  # noqa: E402
 import training  # noqa: E402
 import video_level_models  # noqa: E402
 
@@ -313,7 +313,7 @@ def make_rows(args):
         )
 
     def product(model, body):
-        return lambda c: models.build_model(config(model, body, c))
+        return lambda c: common.build_model(config(model, body, c))
 
     recurrent = configs.RecurrentConfig(lstm_cells=args.filters, lstm_layers=1)
     dbof = configs.DbofConfig(

@@ -5,8 +5,8 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+import common
 import configs
-import models
 
 NUM_CLASSES = 6
 FEATURE_DIM = 8
@@ -40,7 +40,7 @@ def tiny_config(model, body=None, max_frames=MAX_FRAMES, **fields):
 
 
 def tiny_model(model, body=None, **fields):
-    return models.build_model(tiny_config(model, body, **fields))
+    return common.build_model(tiny_config(model, body, **fields))
 
 
 def with_body(config, **changes):

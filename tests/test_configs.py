@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import cli
+import common
 import configs
 import model_flags
 
@@ -43,19 +44,19 @@ def test_every_dcgn_flag_reaches_its_config_field():
         dcgn_propagation="layer_norm",
     )
     assert config.head.moe_num_mixtures == 3
-    assert config.num_shots == 27
-    assert config.kts_penalty == 0.25
+    assert config.dcgn_shots == 27
+    assert config.dcgn_kts_penalty == 0.25
 
 
 def test_a_config_saved_before_the_kts_penalty_keeps_fixed_m_shots():
     config = model_flags.model_config(
         flag_values("--model=DCGNModel", "--dcgn_levels=3", "--dcgn_shots=9")
     )
-    assert config.kts_penalty == configs.DCGNConfig.dcgn_kts_penalty > 0
+    assert config.dcgn_kts_penalty == configs.DCGNConfig.dcgn_kts_penalty > 0
     assert configs.ModelConfig.from_dict(config.as_dict()) == config
     older = config.as_dict()
     del older["body"]["dcgn_kts_penalty"]
-    assert configs.ModelConfig.from_dict(older).kts_penalty == 0.0
+    assert configs.ModelConfig.from_dict(older).dcgn_kts_penalty == 0.0
 
 
 def test_an_unknown_propagation_is_refused_by_name():
@@ -88,15 +89,26 @@ def test_json_round_trip(model):
     config = model_flags.model_config(flag_values(f"--model={model}", "--lstm_cells=7"))
     again = configs.ModelConfig.from_dict(config.as_dict())
     assert again == config
-    assert configs.differences(config, again) == []
+    assert configs.changes(config, again) == []
 
 
-def test_differences_name_the_flags():
+def test_changes_name_the_flags_with_both_values():
     saved = model_flags.model_config(flag_values("--model=DCGNModel"))
     wanted = model_flags.model_config(
         flag_values("--model=DCGNModel", "--dcgn_shots=81", "--num_classes=40")
     )
-    assert configs.differences(saved, wanted) == ["dcgn_shots", "num_classes"]
+    assert configs.changes(saved, wanted) == [
+        "--dcgn_shots: 0 in the run so far, 81 now",
+        "--num_classes: 3862 in the run so far, 40 now",
+    ]
+
+
+def test_another_model_is_the_one_change_named():
+    saved = model_flags.model_config(flag_values("--model=DCGNModel"))
+    wanted = model_flags.model_config(flag_values("--model=FrameLevelLogisticModel"))
+    assert configs.changes(saved, wanted) == [
+        "--model: 'DCGNModel' in the run so far, 'FrameLevelLogisticModel' now"
+    ]
 
 
 def test_every_dcgn_configuration_the_flags_accept_is_built_or_refused_clearly():
@@ -142,14 +154,13 @@ def test_every_dcgn_configuration_the_flags_accept_is_built_or_refused_clearly()
 
 def assert_every_propagation_predicts(config, shots):
     import model_testing
-    import models
 
     batch = model_testing.make_batch(True, max_frames=300)
     if shots:
         batch["shot_boundaries"] = tf.constant([[0] + [1] * shots] * 4, tf.int32)
     for propagation in configs.DCGNConfig.PROPAGATIONS:
         body = dataclasses.replace(config.body, dcgn_propagation=propagation)
-        model = models.build_model(dataclasses.replace(config, body=body))
+        model = common.build_model(dataclasses.replace(config, body=body))
         predictions = model(batch)["predictions"]
         assert predictions.shape == (4, model.num_classes)
         assert np.all(np.isfinite(predictions.numpy()))

@@ -22,10 +22,10 @@ import pytest
 import tensorflow as tf
 
 import eval_util
+import common
 import configs
 import generate_data
 import losses
-import models
 import readers
 import training
 
@@ -105,7 +105,7 @@ def trained(name, body, data):
         num_classes=NUM_CLASSES,
         body=body,
     )
-    return train(models.build_model(config), data, SEED)
+    return train(common.build_model(config), data, SEED)
 
 
 def run_experiment(data_dir):

@@ -177,7 +177,7 @@ def test_sigterm_to_one_worker_stops_both_after_the_same_step(data_dir, tmp_path
     chief, other = start_two_workers(flags)
     try:
         for line in chief.stdout:
-            if line.startswith("training step 3 "):
+            if re.match(r"training step 3\b", line):
                 break
         # The worker that is not the chief is told to stop: both must.
         other.send_signal(signal.SIGTERM)
@@ -196,6 +196,6 @@ def test_sigterm_to_one_worker_stops_both_after_the_same_step(data_dir, tmp_path
     stopped = re.search(r"stopped by SIGTERM after step (\d+)", rest)
     assert stopped, rest
     step = int(stopped.group(1))
-    reported = [int(n) for n in re.findall(r"training step (\d+) ", rest)]
+    reported = [int(n) for n in re.findall(r"training step (\d+)\b", rest)]
     assert step >= 3 and (not reported or reported[-1] <= step)
     assert tf.train.latest_checkpoint(str(train_dir)).endswith(f"ckpt-{step}")

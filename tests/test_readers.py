@@ -11,9 +11,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-import threadpoolctl
 
-import precompute_shots
 import reader_errors
 import quantization
 import readers
@@ -425,94 +423,6 @@ def test_skip_corrupt_files_warns_with_count(tmp_path, caplog):
     assert list(got["video_ids"]) == [_hand_frame(raw[0][1])["id"], first_of_2072]
 
 
-# ------------------------------------------------------------------- shots ---
-
-
-def _check_boundaries(bounds, num_frames, num_shots):
-    assert bounds.shape == (len(num_frames), num_shots + 1)
-    assert bounds.dtype == np.int32
-    assert np.all(bounds[:, 0] == 0)
-    assert np.all(np.diff(bounds, axis=1) >= 0)
-    np.testing.assert_array_equal(bounds[:, -1], num_frames)
-
-
-def test_shots_from_stored_context_feature(tmp_path):
-    raw = [r for _, r in _raw_records(FRAME)]
-    stored = []
-    records = []
-    for i, r in enumerate(raw):
-        seq = tf.train.SequenceExample.FromString(r)
-        n = len(seq.feature_lists.feature_list["rgb"].feature)
-        bounds = [0, 10 + i, 60, 100 + i, n]
-        seq.context.feature["shot_boundaries"].int64_list.value.extend(bounds)
-        stored.append(bounds)
-        records.append(seq)
-    pattern = _write(tmp_path / "s.tfrecord", records)
-    reader = readers.YT8MFrameFeatureReader()
-    ds = reader.dataset(pattern, batch_size=3, num_shots=4)
-    assert ds.element_spec["shot_boundaries"].shape.as_list() == [None, 5]
-    got = _collect(ds)
-    np.testing.assert_array_equal(got["shot_boundaries"], np.array(stored))
-    _check_boundaries(got["shot_boundaries"], got["num_frames"], 4)
-    # A shorter max_frames cuts the stored boundaries to the kept frames.
-    got = _collect(
-        readers.YT8MFrameFeatureReader(max_frames=80).dataset(
-            pattern, batch_size=4, num_shots=4
-        )
-    )
-    np.testing.assert_array_equal(
-        got["shot_boundaries"], np.array([[0, 10 + i, 60, 80, 80] for i in range(4)])
-    )
-    with pytest.raises(readers.ReaderError) as err:
-        reader.dataset(pattern, batch_size=2, num_shots=8)
-    assert "4 shots" in str(err.value) and "--dcgn_shots=4" in str(err.value)
-
-
-def test_shots_computed_and_precomputed_agree(tmp_path):
-    reader = readers.YT8MFrameFeatureReader(max_frames=150)
-    computed = _collect(
-        reader.dataset(FRAME, batch_size=4, num_shots=3, kts_penalty=0.5)
-    )
-    assert reader.dataset(FRAME, 2, num_shots=3).element_spec[
-        "shot_boundaries"
-    ].shape.as_list() == [None, 4]
-    _check_boundaries(computed["shot_boundaries"], computed["num_frames"], 3)
-    written = precompute_shots.add_shot_boundaries_to_records(
-        FRAME, str(tmp_path / "out"), num_shots=3, kts_penalty=0.5, max_frames=150
-    )
-    assert [os.path.basename(p) for p in written] == sorted(
-        os.path.basename(p) for p in tf.io.gfile.glob(FRAME)
-    )
-    # Everything but the new context feature is unchanged.
-    for (_, before), (_, after) in zip(
-        _raw_records(FRAME), _raw_records(str(tmp_path / "out" / "*"))
-    ):
-        a = tf.train.SequenceExample.FromString(after)
-        assert a.context.feature["shot_kts_penalty"].float_list.value == [0.5]
-        del a.context.feature["shot_boundaries"]
-        del a.context.feature["shot_kts_penalty"]
-        assert a == tf.train.SequenceExample.FromString(before)
-    copies = str(tmp_path / "out" / "*.tfrecord")
-    stored = _collect(
-        reader.dataset(copies, batch_size=4, num_shots=3, kts_penalty=0.5)
-    )
-    np.testing.assert_array_equal(
-        stored["shot_boundaries"], computed["shot_boundaries"]
-    )
-    np.testing.assert_array_equal(stored["video_matrix"], computed["video_matrix"])
-    # Shots of another penalty would differ from what the model computes.
-    with pytest.raises(readers.ReaderError) as err:
-        reader.dataset(copies, batch_size=4, num_shots=3, kts_penalty=1.0)
-    assert "--dcgn_kts_penalty" in str(err.value)
-    assert "precompute_shots.py --kts_penalty=1" in str(err.value)
-
-
-def test_shots_need_frame_level():
-    with pytest.raises(readers.ReaderError) as err:
-        readers.YT8MAggregatedFeatureReader().dataset(VIDEO2018, 2, num_shots=4)
-    assert "--frame_features" in str(err.value)
-
-
 def test_plain_baseline_pipeline_reads_what_the_reader_reads():
     # benchmarks/bench_readers.py's baseline must do the reader's work, or
     # the ratio it reports means nothing.
@@ -533,9 +443,3 @@ def test_plain_baseline_pipeline_reads_what_the_reader_reads():
         assert ours.keys() == plain.keys()
         for key in ours:
             np.testing.assert_array_equal(ours[key], plain[key], err_msg=key)
-
-
-def test_shots_in_the_pipeline_hold_numpy_blas_to_one_thread():
-    readers.YT8MFrameFeatureReader().dataset(FRAME, 4, num_shots=4)
-    blas = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
-    assert blas and all(i["num_threads"] == 1 for i in blas)

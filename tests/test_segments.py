@@ -12,7 +12,6 @@ import common
 import eval_util
 import generate_data
 import inference
-import models
 import quantization
 import readers
 from model_testing import tiny_config
@@ -64,7 +63,7 @@ def segment_model(name, **body):
         config = dataclasses.replace(
             config, body=dataclasses.replace(config.body, **body)
         )
-    return models.build_model(config)
+    return common.build_model(config)
 
 
 def reader(mode, max_frames=30):
@@ -254,7 +253,10 @@ def test_video_csv_rows_are_the_starters_bytes():
     # The starter's format_lines, written out: top_k by score, "%i %g" pairs.
     rng = np.random.default_rng(4)
     predictions = rng.random((5, 50)).astype(np.float32)
-    for video_id, row in zip([b"abc", b"x1", b"Zz9", b"q", b"12"], predictions):
+    classes, scores = eval_util.top_k_indices(predictions, 20)
+    for video_id, row, row_classes, row_scores in zip(
+        [b"abc", b"x1", b"Zz9", b"q", b"12"], predictions, classes, scores
+    ):
         top = sorted(np.argpartition(row, -20)[-20:], key=lambda c: -row[c])
         starter = (
             video_id.decode()
@@ -262,4 +264,4 @@ def test_video_csv_rows_are_the_starters_bytes():
             + " ".join("%i %g" % (c, row[c]) for c in top)
             + "\n"
         )
-        assert inference.format_row(video_id, row, 20) == starter
+        assert inference.format_row(video_id, row_classes, row_scores) == starter

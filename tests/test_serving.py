@@ -21,7 +21,6 @@ from absl import flags
 
 import common
 import model_flags
-import models
 import tfrecord_files
 from program_testing import write_tiny_data
 
@@ -168,7 +167,7 @@ def served(data_dir, tmp_path_factory):
         )
         config = model_flags.model_config(flag_values)
         assert config.frame_features == frame_level
-        model = models.build_model(config)
+        model = common.build_model(config)
         reader = common.make_reader(config)
         pattern = f"{data_dir}/{'frame' if frame_level else 'video'}/test*"
         _, schema = reader.inspect(pattern)
