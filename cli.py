@@ -23,6 +23,24 @@ from absl import logging as absl_logging
 import configs
 from errors import UsageError  # cli.UsageError, as every program raises it
 
+
+def _quiet_tensorflow():
+    """TensorFlow's C++ INFO and WARNING lines (oneDNN, CPU features, XLA
+    service) are off unless asked for: TF_CPP_MIN_LOG_LEVEL set in the
+    environment, or absl's --verbosity (-v) on the command line, shows them;
+    errors always show. Takes effect only before TensorFlow loads, which is
+    why every program imports this module first."""
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return
+    asked = any(
+        arg.split("=")[0] in ("--verbosity", "-verbosity", "--v", "-v")
+        for arg in sys.argv[1:]
+    )
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if asked else "2"
+
+
+_quiet_tensorflow()
+
 DEFAULT_TRAIN_DIR = "/tmp/yt8m_model/"
 MODEL_FLAG_HINT = (
     " (the model and its flags come from --train_dir/model_config.json, "
@@ -236,7 +254,8 @@ class Progress:
         self.every_secs = every_secs
         self._clock = clock
         self._first = None  # (time, done) when the first item finished
-        self._last_line = None
+        self._last_line = None  # when the last line was printed
+        self._last_done = None  # and for how many items
 
     def measure(self, done):
         """(items per second, seconds left) at `done` items; either is None
@@ -251,15 +270,16 @@ class Progress:
         left = None if self.total is None else max(self.total - done, 0) / rate
         return rate, left
 
-    def update(self, done):
-        """Prints the line for `done` items if it is due; returns it or None."""
+    def update(self, done, last=False):
+        """Prints the line for `done` items if it is due (always for the
+        last item: done == total, or last=True); returns it or None."""
         rate, left = self.measure(done)
         now = self._clock()
-        finished = self.total is not None and done >= self.total
-        if not (self._last_line is None or now - self._last_line >= self.every_secs):
-            if not finished:
-                return None
-        self._last_line = now
+        finished = last or (self.total is not None and done >= self.total)
+        due = self._last_line is None or now - self._last_line >= self.every_secs
+        if not (due or finished) or self._last_done == done:
+            return None
+        self._last_line, self._last_done = now, done
         line = (
             f"{done}/{self.total} {self.unit}" if self.total else f"{done} {self.unit}"
         )

@@ -136,26 +136,15 @@ def load_model_config(train_dir):
         ) from None
 
 
-def make_reader(
-    config,
-    skip_corrupt_files=False,
-    dequantize=True,
-    compression_type="",
-    segment_mode=None,
-    segment_size=configs.SEGMENT_SIZE,
-):
-    """The reader of the records `config` reads."""
+def make_reader(config, **options):
+    """The reader of the records `config` reads; options are the readers'
+    own (skip_corrupt_files, dequantize, compression_type, segment_mode,
+    segment_size)."""
+    shape = ("num_classes", "feature_names", "feature_sizes", "max_frames")
     return readers.get_reader(
         config.frame_features,
-        num_classes=config.num_classes,
-        feature_names=config.feature_names,
-        feature_sizes=config.feature_sizes,
-        max_frames=config.max_frames,
-        skip_corrupt_files=skip_corrupt_files,
-        dequantize=dequantize,
-        compression_type=compression_type,
-        segment_mode=segment_mode,
-        segment_size=segment_size,
+        **{name: getattr(config, name) for name in shape},
+        **options,
     )
 
 
@@ -329,16 +318,31 @@ def explained_batches(dataset, data_pattern):
         yield batch
 
 
-def predict_batches(model, dataset):
-    """Yields (batch as numpy, predictions [B, C] numpy) over `dataset`."""
+def predict_batches(model, dataset, progress=None):
+    """Yields (batch as numpy, predictions [B, C] numpy) over `dataset`,
+    counting the examples on `progress` (a cli.Progress) when given."""
 
     @tf.function(reduce_retracing=True)
     def predict(batch):
         return model(batch, training=False)["predictions"]
 
+    done = 0
     for batch in dataset:
-        predictions = predict(batch)
-        yield {key: value.numpy() for key, value in batch.items()}, predictions.numpy()
+        predictions = predict(batch).numpy()
+        if progress is not None:
+            done += len(predictions)
+            progress.update(done)
+        yield {key: value.numpy() for key, value in batch.items()}, predictions
+    if progress is not None:
+        progress.update(done, last=True)
+
+
+def data_progress(reader, files):
+    """The cli.Progress of one pass over `files`: videos out of the record
+    count, or rated or every segment (their count would take a full read)."""
+    if reader.segment_mode:
+        return cli.Progress(None, "segments")
+    return cli.Progress(reader.files.count(files), "videos")
 
 
 def named_latest_checkpoint(train_dir):
@@ -422,18 +426,20 @@ def model_predictions(
     each segment_size-frame segment (ids "<video id>:<start frame>").
     """
     reader = program_reader(config, segment_mode, segment_size)
+    inspected = inspect_data(config, reader, data_pattern)
     dataset = explained_batches(
-        make_dataset(config, data_pattern, batch_size, reader), data_pattern
+        make_dataset(config, data_pattern, batch_size, reader, inspected),
+        data_pattern,
     )
-    yield from predict_batches(model, dataset)
+    yield from predict_batches(model, dataset, data_progress(reader, inspected[0]))
 
 
-def evaluate(model, dataset, loss_name="CrossEntropyLoss", top_k=20):
+def evaluate(model, dataset, loss_name="CrossEntropyLoss", top_k=20, progress=None):
     """GAP, Hit@1, PERR, mAP and loss of `model` over every record once."""
     loss_fn = losses.get_loss(loss_name)
     metrics = eval_util.EvaluationMetrics(model.num_classes, top_k)
     start = time.time()
-    for batch, predictions in predict_batches(model, dataset):
+    for batch, predictions in predict_batches(model, dataset, progress):
         if "label_weights" in batch:
             # Segments: only the rated (segment, class) pairs count, as the
             # starter counted them (unrated predictions become 0).

@@ -53,7 +53,7 @@ from cli import UsageError
 FLAGS = flags.FLAGS
 ROOT = os.path.dirname(os.path.abspath(__file__))
 RESULT_FILE = "result.json"
-RESULTS_JSON = "results.json"
+RESULTS_JSON = compare_report.RESULTS_JSON
 # train.py's own epoch limit must never end a chunk early: the budget here is
 # in steps, and every chunk restarts the input pipeline anyway.
 UNLIMITED_EPOCHS = 1000000
@@ -125,7 +125,9 @@ def define_flags(flag_values=FLAGS):
         "replot_from",
         "",
         "A results.json: remake the table and plots from it and stop (no training). "
-        "They are written next to it, or to --output_dir when given.",
+        "They are written to --output_dir, by default next to a run's "
+        "results.json, or to runs/replot/<name>/ for another file (such as "
+        "docs/comparison-synth.json).",
         **fv,
     )
     flags.DEFINE_string("title", "", "Heading of the Markdown table.", **fv)

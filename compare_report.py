@@ -13,6 +13,7 @@ import shlex
 import atomic_files
 from cli import UsageError
 
+RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
 BAR_PNG = "gap_hit1.png"
 CURVE_PNG = "gap_vs_steps.png"
@@ -155,6 +156,17 @@ def write_outputs(results, directory):
     plot(results, directory)
 
 
+def replot_directory(path):
+    """Where --replot_from writes without --output_dir: beside a run's own
+    results.json, otherwise (a shipped table such as
+    docs/comparison-synth.json) runs/replot/<its name>/, so that a checkout
+    is never written into."""
+    if os.path.basename(path) == RESULTS_JSON:
+        return os.path.dirname(os.path.abspath(path))
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return os.path.join("runs", "replot", stem)
+
+
 def replot(path, directory=""):
     try:
         with open(path) as f:
@@ -163,7 +175,7 @@ def replot(path, directory=""):
         raise UsageError(f"--replot_from={path!r}: {error}") from None
     if "models" not in results or "settings" not in results:
         raise UsageError(f"--replot_from={path!r} is not a compare.py results.json.")
-    directory = directory or os.path.dirname(os.path.abspath(path))
+    directory = directory or replot_directory(path)
     os.makedirs(directory, exist_ok=True)
     write_outputs(results, directory)
     print(f"wrote {os.path.join(directory, RESULTS_MD)}, {BAR_PNG}, {CURVE_PNG}")

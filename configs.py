@@ -292,15 +292,16 @@ class OptimizationConfig:
     the ones before (a new decay applies back to step 0, a new batch size
     changes the decay's steps). Fields are spelt like train.py's flags."""
 
-    batch_size: int = 1024
-    optimizer: str = "AdamOptimizer"
+    batch_size: int = 1024  # global: split over the replicas
+    optimizer: str = "AdamOptimizer"  # a Keras name, or the starter's spelling
     base_learning_rate: float = 0.01
+    # Staircase decay: times learning_rate_decay every that many examples.
     learning_rate_decay: float = 0.95
     learning_rate_decay_examples: float = 4000000.0
-    label_loss: str = "CrossEntropyLoss"
+    label_loss: str = "CrossEntropyLoss"  # a class of losses.py
     regularization_penalty: float = 1.0
-    clip_gradient_norm: float = 1.0
-    mixed_precision: str = ""
+    clip_gradient_norm: float = 1.0  # 0: no clipping
+    mixed_precision: str = ""  # "" (float32) or "mixed_bfloat16"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -322,6 +323,9 @@ class TrainingConfig:
     export_model: bool = True
     export_model_steps: int = 1000
     export_top_k: int = 20
+    # Fine-tune on the rated segments of segment-rated records (segments.py).
+    segment_labels: bool = False
+    segment_size: int = SEGMENT_SIZE
 
 
 def _settings(config):

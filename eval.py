@@ -9,6 +9,8 @@ repeated; a model flag given here is refused (it would be ignored). Without
 writes it, until stopped.
 """
 
+import cli  # first: it quiets TensorFlow's C++ log before TensorFlow loads
+
 import json
 import os
 
@@ -16,7 +18,6 @@ from absl import flags
 import tensorflow as tf
 
 import atomic_files
-import cli
 import common
 
 FLAGS = flags.FLAGS
@@ -46,11 +47,20 @@ flags.DEFINE_integer(
 
 def evaluate_checkpoint(config, model, reader, checkpoint_path, loss_name, writer):
     """Evaluates the model with the weights already restored from checkpoint_path."""
+    inspected = common.inspect_data(config, reader, FLAGS.eval_data_pattern)
     dataset = common.explained_batches(
-        common.make_dataset(config, FLAGS.eval_data_pattern, FLAGS.batch_size, reader),
+        common.make_dataset(
+            config, FLAGS.eval_data_pattern, FLAGS.batch_size, reader, inspected
+        ),
         FLAGS.eval_data_pattern,
     )
-    metrics = common.evaluate(model, dataset, loss_name, FLAGS.top_k)
+    metrics = common.evaluate(
+        model,
+        dataset,
+        loss_name,
+        FLAGS.top_k,
+        common.data_progress(reader, inspected[0]),
+    )
     metrics["step"] = cli.checkpoint_step(checkpoint_path)
     cli.say(common.format_metrics(metrics, metrics["step"]))
     # Beside training's events, so TensorBoard shows eval GAP against steps.

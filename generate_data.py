@@ -99,7 +99,10 @@ of that bag oracle (about 0.84 with the defaults), against 1.0 for the
 local order can close that gap; averaging cannot.
 """
 
+import cli  # noqa: F401  (first: it quiets TensorFlow's C++ log before TensorFlow loads)
+
 import dataclasses
+import inspect
 import json
 import os
 import time
@@ -601,8 +604,13 @@ def generate(
     levels=("frame", "video"),
     write_truth=True,
     seed=0,
+    rated_splits=RATED_SPLITS,
 ):
-    """Writes the shards; returns a summary dict (see `format_summary`)."""
+    """Writes the shards; returns a summary dict (see `format_summary`).
+
+    rated_splits: the splits whose frame-level records carry 2019-style
+    segment ratings (add "train" to fine-tune on segments).
+    """
     # Only writing needs TensorFlow; the plan/oracle API stays numpy-only.
     import tensorflow as tf
 
@@ -657,7 +665,7 @@ def generate(
                 q = quantize(render(world, plan, noise_rng, frame_noise))
                 if "frame" in writers:
                     ratings = None
-                    if split in RATED_SPLITS:
+                    if split in rated_splits:
                         ratings = segment_ratings(world, shots, labels, rating_rng)
                     writers["frame"][shard].write(
                         _frame_record(
@@ -819,10 +827,13 @@ def format_summary(summary):
 def define_flags():
     """Declared only when run as a program: train.py & co. own some names."""
     flags.DEFINE_string("output_dir", None, "Where to write the shards.")
-    flags.DEFINE_integer("num_train", 2000, "Videos in the train split.")
-    flags.DEFINE_integer("num_validate", 500, "Videos in the validate split.")
-    flags.DEFINE_integer("num_test", 500, "Videos in the test split (no labels).")
+    for split, default in zip(SPLITS, (2000, 500, 500)):
+        labels = "" if split in LABELLED_SPLITS else " (no labels)"
+        flags.DEFINE_integer(
+            f"num_{split}", default, f"Videos in the {split} split{labels}."
+        )
     flags.DEFINE_integer("num_shards", 4, "Shards per split and level.")
+    # The world the labels come from, and the videos' shape.
     flags.DEFINE_integer("num_classes", 40, "Label ids are in [0, num_classes).")
     flags.DEFINE_integer(
         "num_distractor_events", 16, "Events that no rule uses (filler shots)."
@@ -840,6 +851,12 @@ def define_flags():
         "write_truth", True, "Also write truth/<split>.jsonl (shots, labels)."
     )
     flags.DEFINE_integer("seed", 0, "Everything is a function of the seed.")
+    flags.DEFINE_list(
+        "rated_splits",
+        list(RATED_SPLITS),
+        "Splits whose frame-level records carry segment ratings (add train to "
+        "fine-tune with train.py --segment_labels).",
+    )
     flags.mark_flag_as_required("output_dir")
 
 
@@ -849,22 +866,20 @@ def main(argv):
     feature_names, feature_sizes = configs.features(
         f.feature_names or configs.FRAME_FEATURE_NAMES, f.feature_sizes
     )
-    summary = generate(
-        f.output_dir,
-        num_train=f.num_train,
-        num_validate=f.num_validate,
-        num_test=f.num_test,
-        num_shards=f.num_shards,
-        num_classes=f.num_classes,
-        num_distractor_events=f.num_distractor_events,
-        min_frames=f.min_frames,
-        max_frames=f.max_frames,
-        frame_noise=f.frame_noise,
+    # Every other flag is spelt like generate()'s parameter it sets.
+    given = dict(
         feature_names=feature_names,
         feature_sizes=feature_sizes,
-        levels=f.levels,
-        write_truth=f.write_truth,
-        seed=f.seed,
+        rated_splits=tuple(f.rated_splits),
+    )
+    summary = generate(
+        f.output_dir,
+        **{
+            name: f[name].value
+            for name in inspect.signature(generate).parameters
+            if name not in given and name != "output_dir"
+        },
+        **given,
     )
     print(format_summary(summary))
 

@@ -9,6 +9,8 @@ SavedModel (--saved_model_dir). The CSV is written under a temporary name
 and renamed when complete, so a file with the final name is always whole.
 """
 
+import cli  # first: it quiets TensorFlow's C++ log before TensorFlow loads
+
 import collections
 import csv
 import heapq
@@ -21,7 +23,6 @@ import numpy as np
 import tensorflow as tf
 
 import atomic_files
-import cli
 import common
 import eval_util
 import reader_errors
@@ -101,9 +102,10 @@ def saved_model_predictions():
     # The files are read as with the checkpoints (--compression_type,
     # --skip_corrupt_files); the signature parses the records.
     files = readers.RecordFiles(FLAGS.compression_type, FLAGS.skip_corrupt_files)
-    records = files.in_order(
-        files.match(FLAGS.input_data_pattern, "input_data_pattern")
-    ).batch(FLAGS.batch_size)
+    matched = files.match(FLAGS.input_data_pattern, "input_data_pattern")
+    records = files.in_order(matched).batch(FLAGS.batch_size)
+    progress = cli.Progress(files.count(matched), "videos")
+    done = 0
     for serialized in common.explained_batches(records, FLAGS.input_data_pattern):
         try:
             outputs = serve(serialized=serialized)
@@ -112,7 +114,10 @@ def saved_model_predictions():
             raise reader_errors.explain_data_error(
                 error, FLAGS.input_data_pattern
             ) from None
+        done += len(serialized)
+        progress.update(done)
         yield outputs["video_ids"].numpy(), outputs["predictions"].numpy()
+    progress.update(done, last=True)
 
 
 def read_class_ids(path, num_classes):

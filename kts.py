@@ -69,15 +69,11 @@ shots beats it only if L_{m,n} < C * (n - g(m, n)). With the cosine kernel
 a frame adds at most 1 to the scatter, so L_{1,n} <= n, and
 C > n / (n - log(n) - 1) (1.03 at n = 200) rules one-shot-per-frame out
 entirely. Below that, noisy frames (a large per-frame within-shot scatter)
-put every frame in its own shot. That is the trap measured on YouTube-8M:
-Potapov's reference code divides the objective by n and writes the penalty
-as vmax * g / (2n), i.e. C = vmax / 2, and vmax = 1 (C = 0.5) on the
-whitened frame features gives one shot per frame. On 13 videos of the 2018
-frame sample (rgb + audio, dequantised, 126-300 frames) C = 0.5 gave one
-shot per frame (or n - 1 shots) in 10 of them, C = 0.7 in 3, C = 1 in none
-(1 to 27 shots, mostly 1 to 9); g grows fast (g(32, 200) = 90), so the minimum tends to
-jump between one shot per frame and very few shots, and no single C in
-[0.4, 1] gave between 5 and 40 shots on every video.
+put every frame in its own shot. Potapov's reference code divides the
+objective by n and writes the penalty as vmax * g / (2n), i.e. C = vmax / 2,
+and vmax = 1 (C = 0.5) on the whitened YouTube-8M frame features falls into
+that trap; how many shots each C gives on real videos is in
+docs/benchmarks.md ("KTS penalty on real videos").
 
 Picking C: a real cut between shots of a and b frames with kernel means
 mu_a, mu_b lowers L by ab / (a + b) * ||mu_a - mu_b||^2 and costs about

@@ -1,4 +1,4 @@
-"""Kernel temporal segmentation as TensorFlow ops (paper eq. 9, fixed m).
+"""Kernel temporal segmentation as TensorFlow ops (paper eqs. 8 and 9).
 
 For compiled models and exported SavedModels, where ``tf.py_function`` is
 not allowed. Same objective, exact integer arithmetic, conventions and tie

@@ -1,8 +1,11 @@
 """Training losses for multi-label video classification (the starter's three).
 
 Shapes: ``predictions`` float [B, C] (any float dtype; computed in float32),
-``labels`` multi-hot [B, C] (any numeric dtype). ``per_example_loss``
-returns float32 [B]; ``calculate_loss`` returns its mean, a float32 scalar.
+``labels`` multi-hot [B, C] (any numeric dtype), optional ``label_weights``
+[B, C]: 1 where a label is known, 0 where it is not and must not enter the
+loss (the unrated classes of a rated segment, segments.py).
+``per_example_loss`` returns float32 [B]; ``calculate_loss`` returns its
+mean, a float32 scalar.
 Under ``tf.distribute`` the training step should scale the per-example
 losses by the global batch size (``tf.nn.compute_average_loss``) rather
 than take a per-replica mean.
@@ -27,11 +30,20 @@ def _as_float32(predictions, labels):
 
 
 class BaseLoss:
-    """A loss over [B, C] predictions and multi-hot labels."""
+    """A loss over [B, C] predictions and multi-hot labels: a sum over the
+    classes of a per-class loss, the unknown labels left out."""
 
-    def per_example_loss(self, predictions, labels):
-        """Returns float32 [B], one loss per video."""
+    def per_class_loss(self, predictions, labels):
+        """float32 [B, C] from float32 predictions and labels."""
         raise NotImplementedError
+
+    def per_example_loss(self, predictions, labels, label_weights=None):
+        """Returns float32 [B], one loss per video (or segment)."""
+        predictions, labels = _as_float32(predictions, labels)
+        loss = self.per_class_loss(predictions, labels)
+        if label_weights is not None:
+            loss *= tf.cast(label_weights, tf.float32)
+        return tf.reduce_sum(loss, axis=1)
 
     def calculate_loss(self, predictions, labels):
         """Returns the float32 scalar mean of per_example_loss over the batch."""
@@ -45,13 +57,11 @@ class CrossEntropyLoss(BaseLoss):
     # starter's value, kept so that losses match its published numbers.
     epsilon = 1e-5
 
-    def per_example_loss(self, predictions, labels):
-        predictions, labels = _as_float32(predictions, labels)
-        loss = -(
+    def per_class_loss(self, predictions, labels):
+        return -(
             labels * tf.math.log(predictions + self.epsilon)
             + (1.0 - labels) * tf.math.log(1.0 - predictions + self.epsilon)
         )
-        return tf.reduce_sum(loss, axis=1)
 
 
 class HingeLoss(BaseLoss):
@@ -61,10 +71,9 @@ class HingeLoss(BaseLoss):
         """margin: the 1 in max(0, 1 - (2y - 1) p)."""
         self.margin = float(margin)
 
-    def per_example_loss(self, predictions, labels):
-        predictions, labels = _as_float32(predictions, labels)
+    def per_class_loss(self, predictions, labels):
         signs = 2.0 * labels - 1.0
-        return tf.reduce_sum(tf.maximum(0.0, self.margin - signs * predictions), axis=1)
+        return tf.maximum(0.0, self.margin - signs * predictions)
 
 
 class SoftmaxLoss(BaseLoss):
@@ -73,8 +82,14 @@ class SoftmaxLoss(BaseLoss):
     # Rows without labels divide by this instead of 0 and so lose nothing.
     epsilon = 1e-7
 
-    def per_example_loss(self, predictions, labels):
+    def per_example_loss(self, predictions, labels, label_weights=None):
         predictions, labels = _as_float32(predictions, labels)
+        if label_weights is not None:
+            # The softmax runs over the known classes only (a finite floor:
+            # 0 * -inf would be NaN).
+            known = tf.cast(label_weights, tf.float32) > 0
+            predictions = tf.where(known, predictions, -1e9)
+            labels *= tf.cast(known, tf.float32)
         row_sums = tf.maximum(
             tf.reduce_sum(labels, axis=1, keepdims=True), self.epsilon
         )

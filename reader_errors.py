@@ -11,7 +11,6 @@ hint, naming the records the check printed.
 import dataclasses
 import re
 
-from absl import logging
 import tensorflow as tf
 
 import tfrecord_files
@@ -78,8 +77,18 @@ def _marked_cause(message):
     return found.group(1), " ".join(detail.split())
 
 
+def tensorflow_reason(message):
+    """TensorFlow's error message without its internals (the function node,
+    the op, the empty name), as a user reads it."""
+    text = re.sub(r"\{\{[^}]*\}\}", "", message)
+    text = re.sub(r"\[Op:[^\]]*\]", "", text)
+    text = re.sub(r"\s*name:\s*$", "", text.strip())
+    return " ".join(text.split())
+
+
 def find_corrupt_files(data_pattern_or_files):
-    """Reads every file fully; returns the corrupt or truncated ones, sorted.
+    """Reads every file fully; returns [(path, reason)] of the corrupt or
+    truncated ones, sorted.
 
     TensorFlow's DataLossError names a byte offset but not the file; this
     names it, at the cost of one full read of the data.
@@ -94,10 +103,7 @@ def find_corrupt_files(data_pattern_or_files):
             for _ in tf.data.TFRecordDataset([path]).batch(256):
                 pass
         except tf.errors.DataLossError as exc:
-            logging.warning(
-                "Corrupt or truncated TFRecord file %s: %s", path, exc.message.strip()
-            )
-            bad.append(path)
+            bad.append((path, tensorflow_reason(exc.message)))
     return bad
 
 
@@ -107,18 +113,21 @@ def explain_data_error(exc, data_pattern):
     Call it on a tf.errors.OpError raised while iterating a reader's dataset.
     For a DataLossError it reads the files again to name the corrupt ones.
     """
-    message = getattr(exc, "message", None) or str(exc)
+    message = tensorflow_reason(getattr(exc, "message", None) or str(exc))
     where = f"In the data pattern {data_pattern!r}"
     if isinstance(exc, tf.errors.DataLossError):
         try:
             bad = find_corrupt_files(data_pattern)
         except ReaderError:
             bad = []
-        names = ", ".join(bad) if bad else "(none found on a re-read)"
+        names = (
+            ", ".join(f"{path} ({reason})" for path, reason in bad)
+            if bad
+            else f"none found on a re-read ({message})"
+        )
         return ReaderError(
             f"Corrupt or truncated TFRecord file(s) in the data pattern "
-            f"{data_pattern!r}: {names}. TensorFlow said: {message.strip()}. "
-            + _CORRUPT_HINT
+            f"{data_pattern!r}: {names}. " + _CORRUPT_HINT
         )
     cause, detail = _marked_cause(message)
     if cause is not None:
@@ -128,16 +137,14 @@ def explain_data_error(exc, data_pattern):
     ):
         return ReaderError(
             f"A record in the data pattern {data_pattern!r} does not fit "
-            f"--feature_names/--feature_sizes: {message.strip()}"
+            f"--feature_names/--feature_sizes: {message}"
         )
-    return ReaderError(
-        f"Reading the data pattern {data_pattern!r} failed: {message.strip()}"
-    )
+    return ReaderError(f"Reading the data pattern {data_pattern!r} failed: {message}")
 
 
 def corrupt_file_error(path, exc):
     """The ReaderError for a file whose first records cannot be read."""
     return ReaderError(
-        f"The TFRecord file {path} is corrupt or truncated ({exc.message.strip()}). "
-        + _CORRUPT_HINT
+        f"The TFRecord file {path} is corrupt or truncated "
+        f"({tensorflow_reason(exc.message)}). " + _CORRUPT_HINT
     )

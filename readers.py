@@ -106,6 +106,13 @@ class RecordFiles:
             files = self._drop_corrupt(files)
         return files
 
+    def count(self, files):
+        """Records in `files` when counting reads no payload (plain local
+        files), else None."""
+        if self.compression_type or any("://" in path for path in files):
+            return None
+        return tfrecord_files.count_records(files)
+
     def records(self, path):
         """The serialized records of one file (a string tensor or str)."""
         ds = tf.data.TFRecordDataset(

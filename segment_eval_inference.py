@@ -13,6 +13,8 @@ records can be kept in --label_cache, so that a second run reads that file
 instead.
 """
 
+import cli  # first: it quiets TensorFlow's C++ log before TensorFlow loads
+
 import csv
 import json
 import os
@@ -21,7 +23,6 @@ from absl import flags
 import tensorflow as tf
 
 import atomic_files
-import cli
 import eval_util
 import readers
 import record_schema

@@ -73,9 +73,9 @@ def add_shot_boundaries(
     if SHOTS_KEY in batches.element_spec:
         add = _cut_to_frames
     else:
-        # KTS spends a third of its time in numpy's BLAS (the Gram product),
+        # KTS spends much of its time in numpy's BLAS (the Gram product),
         # whose own threads would fight tf.data's parallel calls for the
-        # cores (docs/benchmarks.md, "KTS in the pipeline"). One BLAS thread,
+        # cores (docs/benchmarks.md, "KTS in the input pipeline"). One BLAS thread,
         # process-wide; the parallel calls spread the batches over the cores.
         threadpoolctl.threadpool_limits(1, user_api="blas")
 

@@ -12,21 +12,18 @@ in the video each class is seen. inference.py's Kaggle CSV is unchanged;
 this is the view for a person.
 """
 
+import cli  # first: it quiets TensorFlow's C++ log before TensorFlow loads
+
 import collections
 import csv
 import os
 import re
 
-# TensorFlow's C++ start-up lines say nothing to act on here; an explicit
-# setting still wins.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import flags
+import numpy as np
 
-from absl import flags  # noqa: E402
-import numpy as np  # noqa: E402
-
-import atomic_files  # noqa: E402
-import cli  # noqa: E402
-import common  # noqa: E402
+import atomic_files
+import common
 
 FLAGS = flags.FLAGS
 cli.define_program_flags(FLAGS)
@@ -41,7 +38,6 @@ flags.DEFINE_string(
     "vocabulary of 3862 classes).",
 )
 flags.DEFINE_integer("top_k", 5, "Classes shown per video.")
-flags.DEFINE_integer("segment_size", 5, "Frames per segment in the pictures.")
 flags.DEFINE_integer("batch_size", 64, "Videos (segments for the pictures) per batch.")
 flags.DEFINE_float(
     "frames_per_second", 1.0, "Frames per second of the records (for the time axis)."

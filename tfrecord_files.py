@@ -167,7 +167,7 @@ def check_tfrecord_framing(path):
 
     Catches truncated files (an interrupted copy, the usual corruption) and
     garbled record lengths in a few small reads per record; a bit flip inside
-    a payload needs a full read (readers.find_corrupt_files).
+    a payload needs a full read (reader_errors.find_corrupt_files).
     """
     try:
         for _ in _walk(path):
@@ -189,7 +189,8 @@ def count_records(files):
             total += sum(1 for _ in _walk(path))
         except _Framing as reason:
             raise ReaderError(
-                f"{path} is not a readable TFRecord file ({reason}): download it "
-                "again or remove it from the data pattern."
+                f"Corrupt or truncated TFRecord file {path} ({reason}): download "
+                "it again, remove it from the data pattern, or pass "
+                "--skip_corrupt_files to skip it."
             ) from None
     return total

@@ -10,6 +10,8 @@ exported as a SavedModel (train_dir/export/step_N) whose serving signature
 takes serialized records and returns the top-k classes and scores.
 """
 
+import cli  # first: it quiets TensorFlow's C++ log before TensorFlow loads
+
 import contextlib
 import glob
 import json
@@ -24,14 +26,12 @@ import numpy as np
 import tensorflow as tf
 
 import atomic_files
-import cli
 import common
 import configs
 import eval_util
 import losses
 import model_flags
 import train_flags
-import tfrecord_files
 import train_lock
 import training
 
@@ -177,8 +177,11 @@ class Trainer:
                 common.kept_checkpoints(directory),
             ) from None
 
-    def train(self, reader, inspected, last_step, stop):
+    def train(self, reader, inspected, last_step, stop, serving_reader):
         """Trains to the end of the data or last_step (None: no end but the data).
+
+        reader, inspected: the training data's (common.inspect_data);
+        serving_reader: the whole-video reader the exports parse with.
 
         stop: a cli.StopSignals; after a signal, the current step finishes,
         is checkpointed and the program exits with 128 + the signal.
@@ -235,7 +238,7 @@ class Trainer:
                 and run.export_model_steps
                 and step % run.export_model_steps == 0
             ):
-                self.export(reader, inspected[1])
+                self.export(serving_reader, inspected[1])
             signal_number = self.stop_signal(stop)
             if signal_number:
                 self.stop(signal_number, loss, writer)
@@ -354,13 +357,14 @@ def planned_last_step(run, files, reader):
     """The step the run ends at: --max_steps, or the end of --num_epochs
     passes over the data counted from step 0 (a resumed run finishes the
     epochs of the first), whichever comes first. None when neither is known:
-    compressed or remote files are not counted (their records cannot be
-    counted without reading them).
+    compressed or remote files, and rated segments, are not counted (that
+    would take a full read).
     """
     last_step = run.max_steps
-    if reader.files.compression_type or any("://" in path for path in files):
+    # Rated segments are not records: their count needs a full read.
+    records = None if run.segment_labels else reader.files.count(files)
+    if records is None:
         return last_step
-    records = tfrecord_files.count_records(files)
     batch_size = run.optimization.batch_size
     epochs_end = records * run.num_epochs // batch_size
     if epochs_end == 0:
@@ -452,7 +456,9 @@ def main(unused_argv):
     # Before any TensorFlow op: a multi-worker strategy must configure the
     # runtime first.
     strategy = common.choose_strategy(FLAGS.distribution_strategy, FLAGS.num_gpu)
-    reader = common.program_reader(config)
+    reader = common.program_reader(
+        config, "rated" if run.segment_labels else None, run.segment_size
+    )
     # The data is checked (first record, record count) before anything is
     # written.
     inspected = common.inspect_data(config, reader, run.train_data_pattern)
@@ -460,14 +466,26 @@ def main(unused_argv):
     created = not os.path.isdir(train_dir)
     # How much room the run needs is known once the model is built (check_space).
     common.check_writable(train_dir, "--train_dir", min_free=0)
+    before = set() if created else set(os.listdir(train_dir))
+    step_before = cli.latest_checkpoint_step(train_dir)
     chief = common.is_chief(strategy)
     try:
         with train_lock.TrainDirLock(train_dir) if chief else contextlib.nullcontext():
             train(strategy, config, run, train_dir, reader, inspected, last_step)
     except BaseException:
-        if created and not os.listdir(train_dir):
-            os.rmdir(train_dir)  # a failed start leaves no trace
+        if chief and cli.latest_checkpoint_step(train_dir) == step_before:
+            undo_failed_start(train_dir, before, created)
         raise
+
+
+def undo_failed_start(train_dir, before, created):
+    """Removes what a run that failed before its first checkpoint wrote (its
+    config, its events file): such a start leaves train_dir as it was."""
+    for name in set(os.listdir(train_dir)) - before:
+        if name == common.MODEL_CONFIG_FILE or name.startswith("events.out.tfevents"):
+            os.remove(os.path.join(train_dir, name))
+    if created and not os.listdir(train_dir):
+        os.rmdir(train_dir)
 
 
 def train(strategy, config, run, train_dir, reader, inspected, last_step):
@@ -483,15 +501,17 @@ def train(strategy, config, run, train_dir, reader, inspected, last_step):
         check_space(trainer, last_step)
     if resumed:
         cli.say(f"resuming from {resumed} at step {trainer.step}")
+    # Exports serve whole videos, also after fine-tuning on segments.
+    serving_reader = common.program_reader(config) if run.segment_labels else reader
     with cli.StopSignals() as stop:
-        summary = trainer.train(reader, inspected, last_step, stop)
+        summary = trainer.train(reader, inspected, last_step, stop, serving_reader)
     if trainer.chief:
         atomic_files.atomic_write(
             os.path.join(train_dir, TRAINING_SUMMARY_FILE),
             json.dumps(summary, indent=2) + "\n",
         )
         if run.export_model:
-            trainer.export(reader, schema)
+            trainer.export(serving_reader, schema)
     else:
         shutil.rmtree(trainer.manager.directory, ignore_errors=True)
 

@@ -83,15 +83,19 @@ def make_train_step(
     The loss is the per-example loss averaged over the global batch, plus
     regularization_penalty times the model's regularisation losses; the
     gradients of the sum over replicas are clipped to clip_gradient_norm
-    (0: no clipping). strategy None: the current (default) strategy.
-    jit_compile: compile the step with XLA.
+    (0: no clipping). A batch with label_weights (rated segments) leaves the
+    unrated labels out of the loss. strategy None: the current (default)
+    strategy. jit_compile: compile the step with XLA.
     """
     strategy = strategy or tf.distribute.get_strategy()
 
     def replica_step(batch):
         with tf.GradientTape() as tape:
             predictions = model(batch, training=True)["predictions"]
-            per_example = loss_fn.per_example_loss(predictions, batch["labels"])
+            label_weights = batch.get("label_weights")
+            per_example = loss_fn.per_example_loss(
+                predictions, batch["labels"], label_weights
+            )
             loss = tf.nn.compute_average_loss(
                 per_example, global_batch_size=global_batch_size
             )
@@ -104,6 +108,9 @@ def make_train_step(
         if clip_gradient_norm > 0:
             gradients = clip_summed_gradients(gradients, clip_gradient_norm)
         apply_gradients(gradients)
+        if label_weights is not None:
+            # Rated segments: the training metrics count the rated classes only.
+            predictions *= label_weights
         return loss, predictions, batch["labels"]
 
     def apply_gradients(gradients):
@@ -111,9 +118,9 @@ def make_train_step(
 
     if not jit_compile and _single_device(strategy):
         # The update alone compiled: the optimizer's several passes over each
-        # variable (Adam: two moments, then the weight) fuse into one. On a
-        # full-size DCGN, whose head holds most of its 56 M weights, that is
-        # a quarter of the step on CPU (docs/benchmarks.md). Across devices the
+        # variable (Adam: two moments, then the weight) fuse into one, which
+        # matters most where a big head holds most weights (the gain on a
+        # full-size DCGN: docs/benchmarks.md). Across devices the
         # update all-reduces, which stays outside XLA.
         apply_gradients = tf.function(apply_gradients, jit_compile=True)
 

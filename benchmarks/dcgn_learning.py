@@ -31,6 +31,7 @@ the same depth and width as a reference written outside the DCGN code.
 """
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -303,9 +304,9 @@ def make_rows(args):
         penalty=configs.DCGNConfig.dcgn_kts_penalty,
         propagation=configs.DCGNConfig.dcgn_propagation,
     ):
-        return configs.DCGNConfig(
-            dcgn_levels=args.levels,
-            dcgn_filters=args.filters,
+        size = configs.DCGNConfig(dcgn_levels=args.levels, dcgn_filters=args.filters)
+        return dataclasses.replace(
+            size,
             dcgn_pooling=pooling,
             dcgn_shots=shots,
             dcgn_kts_penalty=penalty,

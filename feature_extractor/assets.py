@@ -62,22 +62,33 @@ YT8M_PCA = Asset(
     files=("mean.npy", "eigenvals.npy", "eigenvecs.npy"),
     archive="yt8m_pca.tgz",
 )
+
+
+def _audioset(name, what, sha256, size):
+    """One file of AudioSet's bucket, where VGGish's files are served."""
+    return Asset(
+        what=what,
+        url=f"https://storage.googleapis.com/audioset/{name}",
+        files=(name,),
+        sha256=sha256,
+        size=size,
+    )
+
+
 # Google publishes no checksums for these two; the sums are those of the
 # files as they are served (recorded by the Git LFS copy of
 # cosmir/dev-set-builder), with the sizes they were served at.
-VGGISH_CHECKPOINT = Asset(
-    what="the VGGish checkpoint",
-    url="https://storage.googleapis.com/audioset/vggish_model.ckpt",
-    files=("vggish_model.ckpt",),
-    sha256="0962b1914e3e053922d957c45bc84a78c985765641dc6bceeeb3a7d8dfecfdf6",
-    size=291108469,
+VGGISH_CHECKPOINT = _audioset(
+    "vggish_model.ckpt",
+    "the VGGish checkpoint",
+    "0962b1914e3e053922d957c45bc84a78c985765641dc6bceeeb3a7d8dfecfdf6",
+    291108469,
 )
-VGGISH_PCA = Asset(
-    what="the VGGish PCA parameters",
-    url="https://storage.googleapis.com/audioset/vggish_pca_params.npz",
-    files=("vggish_pca_params.npz",),
-    sha256="4d878af3e306defbfb37095365aa7e5a6cecb86bad13e859e626151c4e6a8b9d",
-    size=73020,
+VGGISH_PCA = _audioset(
+    "vggish_pca_params.npz",
+    "the VGGish PCA parameters",
+    "4d878af3e306defbfb37095365aa7e5a6cecb86bad13e859e626151c4e6a8b9d",
+    73020,
 )
 IMAGE_ASSETS = (INCEPTION, YT8M_PCA)
 AUDIO_ASSETS = (VGGISH_CHECKPOINT, VGGISH_PCA)

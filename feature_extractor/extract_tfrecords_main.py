@@ -35,14 +35,12 @@ import sys
 if __package__ in (None, ""):
     # Run as a script (as the starter's was): import from the project root.
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# TensorFlow's C++ start-up lines (CPU features, the 2015 graph's older
-# producer version) say nothing to act on; an explicit setting still wins.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import cli  # noqa: E402  (first: it quiets TensorFlow's C++ log before TensorFlow loads)
 
 from absl import flags  # noqa: E402
 
 import atomic_files  # noqa: E402
-import cli  # noqa: E402
 from feature_extractor import assets  # noqa: E402
 
 FLAGS = flags.FLAGS

@@ -72,3 +72,25 @@ def test_learning_harness_trains_every_row_and_writes_its_table():
     table = dcgn_learning.markdown(args, rows, results)
     for row in args.rows:
         assert f"| {rows[row][0]} |" in table
+
+
+def test_precompute_benchmark_reports_both_worker_counts_against_a_plain_copy():
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(root, "benchmarks", "bench_precompute_shots.py"),
+            "--videos=4",
+            "--files=2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("4 videos") and "plain copy" in lines[1]
+    assert "--num_workers=1" in lines[2] and "--num_workers=2" in lines[3]
+    assert lines[-1].startswith("2 workers / 1 worker")

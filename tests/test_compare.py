@@ -212,6 +212,33 @@ def test_replot_needs_only_the_json_and_no_tensorflow(compared, tmp_dir):
     assert (other / "gap_vs_steps.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
+def test_replotting_a_shipped_table_leaves_the_checkout_alone(tmp_dir):
+    # The README's command, from a directory of the user's: the table and
+    # plots go to runs/replot/<name>/ there, never into docs/.
+    docs = os.path.join(ROOT, "docs")
+    before = {
+        name: os.path.getmtime(os.path.join(docs, name)) for name in os.listdir(docs)
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "compare.py"),
+            f"--replot_from={os.path.join(docs, 'comparison-synth.json')}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_dir,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert {
+        name: os.path.getmtime(os.path.join(docs, name)) for name in os.listdir(docs)
+    } == before
+    written = tmp_dir / "runs" / "replot" / "comparison-synth"
+    assert "DCGN" in (written / "results.md").read_text()
+    assert (written / "gap_hit1.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
 def test_model_entries_parse_with_labels_and_per_model_flags():
     entries = compare.parse_models(
         "LstmModel:lstm_cells=64, My DCGN=DCGNModel:dcgn_shots=16"

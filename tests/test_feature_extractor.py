@@ -623,22 +623,6 @@ def test_from_video_files_to_a_submission_and_pictures(videos, extracted, tmp_pa
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
-def test_progress_rate_and_eta_leave_out_the_start_up(capsys):
-    import cli
-
-    now = [100.0]
-    progress = cli.Progress(10, "videos", every_secs=5, clock=lambda: now[0])
-    assert progress.update(1) == "1/10 videos"  # the first item: no rate yet
-    now[0] = 102.0
-    assert progress.update(3) is None  # not due
-    now[0] = 106.0
-    # 4 more videos in 6 s after the first: 0.667/s; 5 left: 7.5 s.
-    assert progress.update(5) == "5/10 videos | 0.667 videos/s | ETA 0:00:08"
-    now[0] = 107.0
-    assert progress.update(10) == "10/10 videos | 1.29 videos/s"
-    assert capsys.readouterr().out.count("\n") == 3
-
-
 def _features(num_frames, audio=True):
     rng = np.random.default_rng(num_frames)
     rgb = rng.uniform(-1, 1, (num_frames, 1024)).astype(np.float32)

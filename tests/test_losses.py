@@ -113,3 +113,26 @@ def test_works_inside_tf_function():
     assert float(compiled(tf.constant(p), tf.constant(y))) == pytest.approx(
         float(np.mean(np_cross_entropy(p, y))), rel=1e-5
     )
+
+
+@pytest.mark.parametrize("loss_cls,formula", CASES)
+def test_label_weights_leave_the_unrated_classes_out(loss_cls, formula):
+    """A rated segment's loss is the loss over its rated classes alone: the
+    unrated ones change neither the value nor get a gradient."""
+    p, y = random_batch(5)
+    if loss_cls is losses.SoftmaxLoss:
+        p = p * 8 - 4
+    weights = np.zeros_like(y)
+    rated = [[0, 3], [1, 2, 5], [5], [4, 0]]
+    for row, classes in enumerate(rated):
+        weights[row, classes] = 1.0
+    predictions = tf.Variable(p)
+    with tf.GradientTape() as tape:
+        got = loss_cls().per_example_loss(predictions, tf.constant(y), weights)
+    expected = [
+        formula(p[i : i + 1, c], y[i : i + 1, c])[0] for i, c in enumerate(rated)
+    ]
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-5)
+    gradient = tape.gradient(got, predictions).numpy()
+    assert np.all(gradient[weights == 0] == 0)
+    assert np.any(gradient[weights == 1] != 0)
