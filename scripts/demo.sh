@@ -6,7 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export TF_CPP_MIN_LOG_LEVEL=2
 py=.venv/bin/python
 out=${DEMO_DIR:-runs/demo}
 steps=${DEMO_STEPS:-400}

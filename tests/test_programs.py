@@ -131,6 +131,7 @@ def test_train_eval_inference_end_to_end(data_dir, tmp_path):
             f"--saved_model_dir={train_dir}/export/step_6",
             f"--input_data_pattern={pattern}/test*",
             f"--output_file={output}",
+            "--batch_size=7",
             flag,
         )
         assert output.read_bytes() == exported.read_bytes(), flag

@@ -60,7 +60,10 @@ def test_segment_workflow_end_to_end(data_dir, trained):
 
     submission = root / "segments.csv"
     predicted = run_program(
-        "inference.py", *segment_inference(data_dir, train_dir, whitelist, submission)
+        "inference.py",
+        *segment_inference(
+            data_dir, train_dir, whitelist, submission, "--batch_size=16"
+        ),
     )
     # Segment counts are not known before the read: done and rate only.
     assert re.search(r"^\d+ segments \| [0-9.]+ segments/s$", predicted.stdout, re.M)
