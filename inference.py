@@ -97,23 +97,23 @@ def format_row(video_id, classes, scores):
     return row.getvalue()
 
 
-def saved_model_predictions():
-    serve = tf.saved_model.load(FLAGS.saved_model_dir).signatures["serving_default"]
-    # The files are read as with the checkpoints (--compression_type,
-    # --skip_corrupt_files); the signature parses the records.
-    files = readers.RecordFiles(FLAGS.compression_type, FLAGS.skip_corrupt_files)
-    matched = files.match(FLAGS.input_data_pattern, "input_data_pattern")
-    records = files.in_order(matched).batch(FLAGS.batch_size)
+def saved_model_predictions(saved_model_dir, data_pattern, batch_size, files):
+    """Yields (video ids, predictions) of an exported model over data_pattern.
+
+    files: the readers.RecordFiles the checkpoints' path reads with
+    (--compression_type, --skip_corrupt_files); the signature parses.
+    """
+    serve = tf.saved_model.load(saved_model_dir).signatures["serving_default"]
+    matched = files.match(data_pattern, "input_data_pattern")
+    records = files.in_order(matched).batch(batch_size)
     progress = cli.Progress(files.count(matched), "videos")
     done = 0
-    for serialized in common.explained_batches(records, FLAGS.input_data_pattern):
+    for serialized in common.explained_batches(records, data_pattern):
         try:
             outputs = serve(serialized=serialized)
         except tf.errors.InvalidArgumentError as error:
             # The signature parses the records: its errors are the reader's.
-            raise reader_errors.explain_data_error(
-                error, FLAGS.input_data_pattern
-            ) from None
+            raise reader_errors.explain_data_error(error, data_pattern) from None
         done += len(serialized)
         progress.update(done)
         yield outputs["video_ids"].numpy(), outputs["predictions"].numpy()
@@ -243,7 +243,12 @@ def main(unused_argv):
                 "--segment_labels predicts with the checkpoints of --train_dir: the "
                 "exported model's signature takes whole videos. Drop --saved_model_dir."
             )
-        predictions = saved_model_predictions()
+        predictions = saved_model_predictions(
+            FLAGS.saved_model_dir,
+            FLAGS.input_data_pattern,
+            FLAGS.batch_size,
+            readers.RecordFiles(FLAGS.compression_type, FLAGS.skip_corrupt_files),
+        )
     else:
         predictions = (
             (batch["video_ids"], scores)

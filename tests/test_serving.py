@@ -260,3 +260,40 @@ def test_saved_model_cli_shows_the_serving_signature(served):
         block = signature[signature.index(f"outputs['{output}']") :]
         block = block[: block.index("name:")]
         assert dtype in block and shape in block, block
+
+
+def test_an_export_reads_files_as_the_checkpoints_do(served, tmp_path):
+    """inference.py --saved_model_dir reads through readers.RecordFiles, so
+    --compression_type and --skip_corrupt_files apply to it too."""
+    import gzip
+
+    import inference
+    import readers
+
+    predictions, ids, _, job = served["DCGN_attention_shots"]
+    compressed, damaged = tmp_path / "compressed", tmp_path / "damaged"
+    for directory in (compressed, damaged):
+        directory.mkdir()
+    for path in job["files"]:
+        with open(path, "rb") as f:
+            content = f.read()
+        name = os.path.basename(path)
+        (compressed / name).write_bytes(gzip.compress(content))
+        (damaged / name).write_bytes(content)
+    (damaged / "zz_truncated.tfrecord").write_bytes(content[: len(content) // 2])
+    for directory, files in (
+        (compressed, readers.RecordFiles(compression_type="GZIP")),
+        (damaged, readers.RecordFiles(skip_corrupt_files=True)),
+    ):
+        batches = list(
+            inference.saved_model_predictions(job["export"], f"{directory}/*", 4, files)
+        )
+        assert [v.decode() for batch, _ in batches for v in batch] == ids
+        got = np.concatenate([scores for _, scores in batches])
+        np.testing.assert_allclose(got, predictions, rtol=1e-5, atol=1e-6)
+    with pytest.raises(readers.ReaderError, match="--compression_type=GZIP"):
+        list(
+            inference.saved_model_predictions(
+                job["export"], f"{compressed}/*", 4, readers.RecordFiles()
+            )
+        )
