@@ -23,6 +23,7 @@ import time
 
 from absl import flags
 import numpy as np
+import threadpoolctl
 
 import atomic_files
 import cli
@@ -158,8 +159,13 @@ def _copy_all(todo, settings, num_workers):
             for path, out_path in todo
         )
     else:
-        # spawn: TensorFlow does not survive fork.
-        pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker)
+        # spawn: TensorFlow does not survive fork. Each worker gets its share
+        # of the cores for numpy's BLAS (KTS's Gram products), or the
+        # workers' BLAS threads fight over them.
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        pool = multiprocessing.get_context("spawn").Pool(
+            workers, _start_worker, (threads,)
+        )
         results = pool.imap_unordered(_Copy(settings), todo)
     stop = cli.StopSignals()
     start = time.monotonic()
@@ -190,11 +196,12 @@ def _copy_all(todo, settings, num_workers):
     return written, videos
 
 
-def _start_worker():
+def _start_worker(threads):
     # Ctrl-C reaches the whole process group: the parent alone handles it. A
     # terminated worker unwinds, so that the copy it was writing is removed.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
+    threadpoolctl.threadpool_limits(threads, user_api="blas")
 
 
 class _Copy:

@@ -20,6 +20,8 @@ pytestmark = pytest.mark.slow
 
 MAX_STEPS = 60
 KILLS = 10
+# Stops by SIGTERM or SIGINT: each kind both during start-up and mid-run.
+STOPS = 6
 
 
 def start(program, *args):
@@ -148,8 +150,8 @@ def test_sigterm_and_sigint_checkpoint_the_reported_step(data_dir, tmp_path):
     seed = int(os.environ.get("KILL_TEST_SEED", "0"))
     rng = random.Random(seed)
     done = 0  # the last step a run reported
-    for stop in range(KILLS):
-        number = signal.SIGINT if stop == KILLS - 2 else signal.SIGTERM
+    for stop in range(STOPS):
+        number = signal.SIGINT if stop >= STOPS - 2 else signal.SIGTERM
         process = start("train.py", *args)
         lines = lines_of(process)
         before = []
