@@ -1,11 +1,12 @@
 """What every program's command line shares; imports no TensorFlow.
 
-One user-error type (`UsageError`), raised at the edges (flags, files,
-records) and printed as one line; everything else keeps its traceback, so a
-genuine bug still shows where it happened. The flags that all of train.py,
-eval.py and inference.py read, the checkpoint-step helpers and the duration
-format live here too, so that compare.py uses the same ones without loading
-TensorFlow.
+One user-error type (`UsageError`, from errors.py), raised at the edges
+(flags, files, records) and printed as one line by `run`; everything else
+keeps its traceback, so a genuine bug still shows where it happened. The
+flags that train.py, eval.py and inference.py share, progress lines, the
+checkpoint-step helpers and the duration format live here too, so that
+compare.py uses the same ones without loading TensorFlow. Imported first by
+every program: it keeps TensorFlow's C++ log quiet unless asked.
 """
 
 import datetime

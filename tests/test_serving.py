@@ -2,7 +2,7 @@
 and inference.py predict from the checkpoint, for every model.
 
 The models are built and exported here with the functions the programs use
-(models.build_model, common.export_saved_model, common.predict_batches over
+(common.build_model, common.export_saved_model, common.predict_batches over
 the reader's dataset); train.py -> export -> inference.py end to end is in
 test_programs.py. A second Python process, which never built the models,
 loads each export with tf.saved_model.load and feeds it the raw records.
