@@ -355,7 +355,8 @@ def named_latest_checkpoint(train_dir):
     state = tf.train.get_checkpoint_state(train_dir)
     if state is None or not state.model_checkpoint_path:
         return None
-    return os.path.join(train_dir, state.model_checkpoint_path)
+    # Already joined with train_dir: joining again doubled a relative one.
+    return state.model_checkpoint_path
 
 
 def new_checkpoints(train_dir, timeout=None, poll_secs=1.0):

@@ -62,6 +62,19 @@ def test_restoring_a_removed_checkpoint_says_so(tmp_path):
         common.restore(model, path)
 
 
+def test_a_relative_train_dir_restores_its_latest_checkpoint(tmp_path, monkeypatch):
+    # As the README runs the programs: --train_dir=runs/dcgn.
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    manager = tf.train.CheckpointManager(
+        common.make_checkpoint(model), str(tmp_path / "runs" / "dcgn"), 2
+    )
+    manager.save(checkpoint_number=7)
+    monkeypatch.chdir(tmp_path)
+    latest = common.named_latest_checkpoint(os.path.join("runs", "dcgn"))
+    assert os.path.samefile(latest + ".index", tmp_path / "runs/dcgn/ckpt-7.index")
+    assert common.restore_latest(model, os.path.join("runs", "dcgn")) == latest
+
+
 @pytest.fixture(scope="module")
 def trained(data_dir, tmp_path_factory):
     train_dir = tmp_path_factory.mktemp("trained")
