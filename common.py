@@ -337,12 +337,13 @@ def predict_batches(model, dataset, progress=None):
         progress.update(done, last=True)
 
 
-def data_progress(reader, files):
+def data_progress(reader, files, count=None):
     """The cli.Progress of one pass over `files`: videos out of the record
-    count, or rated or every segment (their count would take a full read)."""
+    count (`count`, when the caller has it), or rated or every segment
+    (their count would take a full read)."""
     if reader.segment_mode:
         return cli.Progress(None, "segments")
-    return cli.Progress(reader.files.count(files), "videos")
+    return cli.Progress(count or reader.files.count(files), "videos")
 
 
 def named_latest_checkpoint(train_dir):

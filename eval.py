@@ -45,9 +45,15 @@ flags.DEFINE_integer(
 )
 
 
-def evaluate_checkpoint(config, model, reader, checkpoint_path, loss_name, writer):
-    """Evaluates the model with the weights already restored from checkpoint_path."""
-    inspected = common.inspect_data(config, reader, FLAGS.eval_data_pattern)
+def evaluate_checkpoint(
+    config, model, reader, data, checkpoint_path, loss_name, writer
+):
+    """Evaluates the model with the weights already restored from checkpoint_path.
+
+    data: (inspected, record count) of the evaluation files, found once for
+    every checkpoint (common.inspect_data, RecordFiles.count).
+    """
+    inspected, count = data
     dataset = common.explained_batches(
         common.make_dataset(
             config, FLAGS.eval_data_pattern, FLAGS.batch_size, reader, inspected
@@ -59,7 +65,7 @@ def evaluate_checkpoint(config, model, reader, checkpoint_path, loss_name, write
         dataset,
         loss_name,
         FLAGS.top_k,
-        common.data_progress(reader, inspected[0]),
+        common.data_progress(reader, inspected[0], count),
     )
     metrics["step"] = cli.checkpoint_step(checkpoint_path)
     cli.say(common.format_metrics(metrics, metrics["step"]))
@@ -95,10 +101,12 @@ def main(unused_argv):
     reader = common.program_reader(
         config, "rated" if FLAGS.segment_labels else None, FLAGS.segment_size
     )
+    inspected = common.inspect_data(config, reader, FLAGS.eval_data_pattern)
+    data = inspected, None if reader.segment_mode else reader.files.count(inspected[0])
     writer = tf.summary.create_file_writer(os.path.join(FLAGS.train_dir, "eval"))
     if FLAGS.run_once:
         latest = common.restore_latest(model, FLAGS.train_dir)
-        evaluate_checkpoint(config, model, reader, latest, loss_name, writer)
+        evaluate_checkpoint(config, model, reader, data, latest, loss_name, writer)
         return
     if common.named_latest_checkpoint(FLAGS.train_dir) is None:
         cli.say(
@@ -124,7 +132,9 @@ def main(unused_argv):
                 )
             )
             continue
-        evaluate_checkpoint(config, model, reader, checkpoint_path, loss_name, writer)
+        evaluate_checkpoint(
+            config, model, reader, data, checkpoint_path, loss_name, writer
+        )
         evaluated += 1
     if not evaluated:
         raise cli.UsageError(

@@ -185,8 +185,6 @@ class Trainer:
 
         stop: a cli.StopSignals; after a signal, the current step finishes,
         is checkpointed and the program exits with 128 + the signal.
-        Nothing is written to train_dir before the first step has run, so a
-        start that fails leaves it as it was.
         """
         run = self.run
         train_step = training.make_train_step(
@@ -199,7 +197,11 @@ class Trainer:
             strategy=self.strategy,
             jit_compile=run.jit_compile,
         )
-        writer = None
+        writer = (
+            tf.summary.create_file_writer(self.train_dir)
+            if self.chief
+            else tf.summary.create_noop_writer()
+        )
         start_step = self.step
         progress = cli.Progress(last_step, "steps")
         last_save_time = time.time()
@@ -212,8 +214,6 @@ class Trainer:
             loss, predictions, labels = train_step(batch)
             loss = float(loss)
             step = self.step
-            if writer is None:
-                writer = self.begin()
             # The rate counts from the first step on: tracing and start-up
             # are not training speed.
             progress.measure(step)
@@ -260,8 +260,7 @@ class Trainer:
             )
         elif checkpointed_step(self.manager) != self.step:
             self.save(loss)
-        if writer is not None:
-            writer.flush()
+        writer.flush()
         steps = self.step - start_step
         rate, _ = progress.measure(self.step)
         return {
@@ -274,17 +273,10 @@ class Trainer:
             ),
         }
 
-    def begin(self):
-        """After the first step: the run's config and its summary writer."""
-        if not self.chief:
-            return tf.summary.create_noop_writer()
-        common.save_model_config(self.train_dir, self.config, self.run.optimization)
-        return tf.summary.create_file_writer(self.train_dir)
-
     def stop(self, signal_number, loss, writer):
         if checkpointed_step(self.manager) != self.step:
             self.save(loss)
-        writer.flush()  # the writer exists: a step ran
+        writer.flush()
         if self.chief:
             cli.say(
                 f"stopped by {cli.signal_name(signal_number)} after step {self.step}: "
@@ -499,6 +491,9 @@ def train(strategy, config, run, train_dir, reader, inspected, last_step):
     resumed = trainer.restore()
     if trainer.chief:
         check_space(trainer, last_step)
+        # Removed again if the run fails before its first checkpoint
+        # (undo_failed_start).
+        common.save_model_config(train_dir, config, run.optimization)
     if resumed:
         cli.say(f"resuming from {resumed} at step {trainer.step}")
     # Exports serve whole videos, also after fine-tuning on segments.
